@@ -1,0 +1,53 @@
+# DevStream developer entry points. `make run` and `make test` work on a fresh
+# Debian 12 machine as root: they install what they need first.
+JOBS        ?= 2
+HOST        ?= 127.0.0.1
+PORT        ?= 8000
+DB          ?= ./data/devstream.db
+RELEASE_DIR := build/release
+ASAN_DIR    := build/asan
+GENERATOR   := -G Ninja
+
+.PHONY: all deps test-deps build build-asan run test bench fmt lint clean
+
+all: build
+
+deps:
+	@sh deps/install.sh deps/debian-packages.txt
+
+test-deps: deps
+	@sh deps/install.sh deps/debian-test-packages.txt
+	@if [ -f tests/node/package-lock.json ]; then \
+	  cd tests/node && ( [ -d node_modules ] && npm ls >/dev/null 2>&1 || npm ci --no-audit --no-fund --loglevel=error ); fi
+
+$(RELEASE_DIR)/build.ninja:
+	cmake -S . -B $(RELEASE_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=Release
+
+$(ASAN_DIR)/build.ninja:
+	cmake -S . -B $(ASAN_DIR) $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DDEVSTREAM_SANITIZE=ON
+
+build: deps $(RELEASE_DIR)/build.ninja
+	cmake --build $(RELEASE_DIR) -j $(JOBS) --target devstream
+
+build-asan: test-deps $(ASAN_DIR)/build.ninja
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+
+run: build
+	@mkdir -p $(dir $(DB))
+	$(RELEASE_DIR)/devstream serve --host $(HOST) --port $(PORT) --db $(DB)
+
+test: build-asan
+	cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+bench: deps $(RELEASE_DIR)/build.ninja
+	cmake --build $(RELEASE_DIR) -j $(JOBS)
+	@if ls $(RELEASE_DIR)/bench/ >/dev/null 2>&1; then for b in $(RELEASE_DIR)/bench/bench_*; do [ -x "$$b" ] && "$$b"; done; else echo "no benchmarks built yet"; fi
+
+fmt:
+	find src tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
+
+lint: $(RELEASE_DIR)/build.ninja
+	find src -name '*.cpp' | xargs clang-tidy -p $(RELEASE_DIR) --quiet
+
+clean:
+	rm -rf build

@@ -1,0 +1,205 @@
+#include "core/json.h"
+
+#include <cmath>
+
+namespace ds {
+
+Result<json::value> ParseJson(std::string_view text, size_t max_depth) {
+  json::parse_options opts;
+  opts.max_depth = max_depth;
+  json::error_code ec;
+  json::value v = json::parse(text, ec, {}, opts);
+  if (ec) {
+    if (ec == json::error::too_deep) {
+      return Status::Malformed("JSON nests deeper than " + std::to_string(max_depth) + " levels");
+    }
+    return Status::Malformed("body is not valid JSON: " + ec.message());
+  }
+  return v;
+}
+
+std::string_view JsonKind(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null: return "null";
+    case json::kind::bool_: return "boolean";
+    case json::kind::int64:
+    case json::kind::uint64: return "integer";
+    case json::kind::double_: return "number";
+    case json::kind::string: return "string";
+    case json::kind::array: return "array";
+    case json::kind::object: return "object";
+  }
+  return "unknown";
+}
+
+std::string ToJsonString(const json::value& v) { return json::serialize(v); }
+
+ObjectReader::ObjectReader(const json::object& obj, std::string where)
+    : obj_(obj), where_(std::move(where)) {}
+
+bool ObjectReader::Has(std::string_view key) const {
+  auto it = obj_.find(key);
+  return it != obj_.end() && !it->value().is_null();
+}
+
+bool ObjectReader::IsNull(std::string_view key) const {
+  auto it = obj_.find(key);
+  return it != obj_.end() && it->value().is_null();
+}
+
+void ObjectReader::Fail(std::string_view key, std::string message) {
+  if (first_error_.ok()) {
+    first_error_ = Status::InvalidArgument(where_ + "." + std::string(key) + ": " + message)
+                       .WithDetail("field", json::string(key));
+  }
+}
+
+const json::value* ObjectReader::Lookup(std::string_view key, bool required) {
+  known_.insert(std::string(key));
+  auto it = obj_.find(key);
+  if (it == obj_.end() || it->value().is_null()) {
+    if (required) Fail(key, "is required");
+    return nullptr;
+  }
+  return &it->value();
+}
+
+std::optional<std::string> ObjectReader::String(std::string_view key, bool required,
+                                                size_t min_len, size_t max_len) {
+  const json::value* v = Lookup(key, required);
+  if (!v) return std::nullopt;
+  if (!v->is_string()) {
+    Fail(key, "must be a string, got " + std::string(JsonKind(*v)));
+    return std::nullopt;
+  }
+  std::string s(v->get_string());
+  // Length in code points: count bytes that are not UTF-8 continuation bytes.
+  size_t cps = 0;
+  for (unsigned char c : s) cps += (c & 0xC0) != 0x80;
+  if (cps < min_len || cps > max_len) {
+    Fail(key, "length must be " + std::to_string(min_len) + ".." + std::to_string(max_len) +
+                  " characters, got " + std::to_string(cps));
+    return std::nullopt;
+  }
+  if (s.find('\0') != std::string::npos) {
+    Fail(key, "must not contain NUL characters");
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::optional<std::string> ObjectReader::Enum(std::string_view key, bool required,
+                                              const std::vector<std::string_view>& allowed) {
+  auto s = String(key, required);
+  if (!s) return std::nullopt;
+  for (auto a : allowed) {
+    if (*s == a) return s;
+  }
+  std::string list;
+  for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+  Fail(key, "must be one of: " + list + "; got \"" + *s + "\"");
+  return std::nullopt;
+}
+
+std::optional<int64_t> ObjectReader::Int(std::string_view key, bool required, int64_t min,
+                                         int64_t max) {
+  const json::value* v = Lookup(key, required);
+  if (!v) return std::nullopt;
+  int64_t out;
+  if (v->is_int64()) {
+    out = v->get_int64();
+  } else if (v->is_uint64()) {
+    Fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    return std::nullopt;
+  } else if (v->is_double() && std::isfinite(v->get_double()) &&
+             std::floor(v->get_double()) == v->get_double() &&
+             std::fabs(v->get_double()) < 9e15) {
+    out = static_cast<int64_t>(v->get_double());
+  } else {
+    Fail(key, "must be an integer, got " + std::string(JsonKind(*v)));
+    return std::nullopt;
+  }
+  if (out < min || out > max) {
+    Fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                  ", got " + std::to_string(out));
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::optional<double> ObjectReader::Number(std::string_view key, bool required, double min,
+                                           double max) {
+  const json::value* v = Lookup(key, required);
+  if (!v) return std::nullopt;
+  if (!v->is_number()) {
+    Fail(key, "must be a number, got " + std::string(JsonKind(*v)));
+    return std::nullopt;
+  }
+  double d = v->to_number<double>();
+  if (!std::isfinite(d) || d < min || d > max) {
+    Fail(key, "must be between " + json::serialize(json::value(min)) + " and " +
+                  json::serialize(json::value(max)));
+    return std::nullopt;
+  }
+  return d;
+}
+
+std::optional<bool> ObjectReader::Bool(std::string_view key, bool required) {
+  const json::value* v = Lookup(key, required);
+  if (!v) return std::nullopt;
+  if (!v->is_bool()) {
+    Fail(key, "must be a boolean, got " + std::string(JsonKind(*v)));
+    return std::nullopt;
+  }
+  return v->get_bool();
+}
+
+std::optional<std::vector<std::string>> ObjectReader::StringArray(std::string_view key,
+                                                                  bool required,
+                                                                  size_t max_items,
+                                                                  size_t max_len) {
+  const json::value* v = Lookup(key, required);
+  if (!v) return std::nullopt;
+  if (!v->is_array()) {
+    Fail(key, "must be an array of strings, got " + std::string(JsonKind(*v)));
+    return std::nullopt;
+  }
+  const auto& arr = v->get_array();
+  if (arr.size() > max_items) {
+    Fail(key, "must have at most " + std::to_string(max_items) + " items");
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  out.reserve(arr.size());
+  for (const auto& item : arr) {
+    if (!item.is_string()) {
+      Fail(key, "items must be strings, got " + std::string(JsonKind(item)));
+      return std::nullopt;
+    }
+    if (item.get_string().size() > max_len || item.get_string().empty()) {
+      Fail(key, "items must be 1.." + std::to_string(max_len) + " characters");
+      return std::nullopt;
+    }
+    if (std::string_view(item.get_string()).find('\0') != std::string_view::npos) {
+      Fail(key, "items must not contain NUL characters");
+      return std::nullopt;
+    }
+    out.emplace_back(item.get_string());
+  }
+  return out;
+}
+
+const json::value* ObjectReader::Raw(std::string_view key) { return Lookup(key, false); }
+
+Status ObjectReader::Finish() const {
+  if (!first_error_.ok()) return first_error_;
+  for (const auto& kv : obj_) {
+    if (!known_.count(std::string_view(kv.key()))) {
+      return Status::InvalidArgument(where_ + ": unknown field \"" + std::string(kv.key()) + "\"")
+          .WithDetail("field", json::string(kv.key()));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace ds

@@ -1,0 +1,69 @@
+// JSON helpers over Boost.JSON shared by every adapter (REST, MCP, CLI).
+// ParseJson bounds nesting depth so hostile input cannot exhaust the stack.
+// ObjectReader validates a request object field by field: it records the first
+// type/range error, and Finish() reports fields it was never asked about, so
+// every decoder rejects unknown fields with a message naming them.
+// Not thread-safe (one reader per request).
+#pragma once
+
+#include <boost/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace ds {
+
+namespace json = boost::json;
+
+// Malformed (400) for syntax errors or nesting deeper than `max_depth`.
+Result<json::value> ParseJson(std::string_view text, size_t max_depth = 64);
+std::string_view JsonKind(const json::value& v);  // "string", "number", ...
+
+class ObjectReader {
+ public:
+  // `where` prefixes messages ("task", "body").
+  ObjectReader(const json::object& obj, std::string where);
+
+  bool Has(std::string_view key) const;
+  // Each getter marks the key as known. A missing key yields nullopt (or an
+  // error when `required`); null counts as missing unless noted.
+  std::optional<std::string> String(std::string_view key, bool required, size_t min_len = 0,
+                                    size_t max_len = 100000);
+  std::optional<std::string> Enum(std::string_view key, bool required,
+                                  const std::vector<std::string_view>& allowed);
+  std::optional<int64_t> Int(std::string_view key, bool required, int64_t min, int64_t max);
+  std::optional<double> Number(std::string_view key, bool required, double min, double max);
+  std::optional<bool> Bool(std::string_view key, bool required);
+  std::optional<std::vector<std::string>> StringArray(std::string_view key, bool required,
+                                                      size_t max_items = 1000,
+                                                      size_t max_len = 10000);
+  // Any JSON value (e.g. metadata); marks it known.
+  const json::value* Raw(std::string_view key);
+  // True when the key is present with an explicit null (PATCH "clear this").
+  bool IsNull(std::string_view key) const;
+  void Ignore(std::string_view key) { known_.insert(std::string(key)); }
+
+  void Fail(std::string_view key, std::string message);
+  bool failed() const { return !first_error_.ok(); }
+  // First recorded error, else unknown fields, else OK.
+  Status Finish() const;
+
+ private:
+  const json::value* Lookup(std::string_view key, bool required);
+
+  const json::object& obj_;
+  std::string where_;
+  std::set<std::string, std::less<>> known_;
+  Status first_error_;
+};
+
+// Serialises with a trailing newline-free compact form.
+std::string ToJsonString(const json::value& v);
+
+}  // namespace ds

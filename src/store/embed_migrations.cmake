@@ -1,0 +1,15 @@
+# Writes a C++ source holding every migration file's text (run at build time so
+# editing a .sql file rebuilds the binary). Inputs: MIGRATIONS_DIR, OUTPUT.
+file(GLOB files "${MIGRATIONS_DIR}/[0-9][0-9][0-9][0-9]_*.sql")
+list(SORT files)
+set(body "")
+foreach(f ${files})
+  get_filename_component(base "${f}" NAME_WE)
+  string(SUBSTRING "${base}" 0 4 num)
+  string(SUBSTRING "${base}" 5 -1 name)
+  math(EXPR version "${num}")
+  file(READ "${f}" text)
+  string(APPEND body "  {${version}, \"${name}\", R\"ds_sql(${text})ds_sql\"},\n")
+endforeach()
+file(WRITE "${OUTPUT}.tmp" "// Generated from src/store/migrations by embed_migrations.cmake.\n#include \"store/migrations.h\"\n\nnamespace ds {\nnamespace {\nstruct RawMigration { int version; const char* name; const char* text; };\nconst RawMigration kRaw[] = {\n${body}};\n}  // namespace\n\nconst std::vector<Migration>& EmbeddedMigrations() {\n  static const std::vector<Migration> all = [] {\n    std::vector<Migration> out;\n    for (const auto& r : kRaw) out.push_back(ParseMigration(r.version, r.name, r.text).value());\n    return out;\n  }();\n  return all;\n}\n\n}  // namespace ds\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUTPUT}.tmp" "${OUTPUT}")
