@@ -1,25 +1,203 @@
 #include <gtest/gtest.h>
-#include <filesystem>
+
+#include <atomic>
+#include <thread>
+
 #include "store/database.h"
 #include "store/migrations.h"
-#include "core/id.h"
+#include "test_util.h"
 
 namespace ds {
 namespace {
 
-std::string TempDbPath() {
-  auto dir = std::filesystem::temp_directory_path() / ("ds_test_" + RandomHex(8));
-  std::filesystem::create_directories(dir);
-  return (dir / "test.db").string();
+using testing::NewMigratedDb;
+using testing::TempDir;
+
+std::vector<Migration> TwoMigrations() {
+  return {
+      ParseMigration(1, "one",
+                     "-- +migrate up\nCREATE TABLE a(x INTEGER);\n-- +migrate down\nDROP TABLE a;\n")
+          .value(),
+      ParseMigration(2, "two",
+                     "-- +migrate up\nCREATE TABLE b(y TEXT);\n-- +migrate down\nDROP TABLE b;\n")
+          .value(),
+  };
 }
 
-TEST(MigrationsTest, UpCreatesSchema) {
-  auto db = Database::Open(TempDbPath(), {});
+bool TableExists(Database& db, const std::string& name) {
+  bool exists = false;
+  EXPECT_TRUE(db.Read([&](Connection& c) -> Status {
+                  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT count(*) FROM sqlite_master "
+                                                        "WHERE type='table' AND name=?"));
+                  s.Bind(1, name);
+                  DS_ASSIGN_OR_RETURN(bool row, s.Step());
+                  exists = row && s.Int(0) == 1;
+                  return Status::Ok();
+                }).ok());
+  return exists;
+}
+
+TEST(MigrationsTest, EmbeddedUpCreatesWholeSchemaAndDownRemovesIt) {
+  auto db = Database::Open(TempDir() + "/m.db", {});
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   Migrator m(**db);
   auto n = m.Up();
   ASSERT_TRUE(n.ok()) << n.status().ToString();
-  EXPECT_EQ(*n, m.LatestVersion());
+  EXPECT_EQ(*n, static_cast<int>(EmbeddedMigrations().size()));
+  for (const char* t : {"projects", "intervention_plans", "phases", "micro_tasks",
+                        "task_dependencies", "task_events", "semantic_memory", "memory_vectors",
+                        "memory_changes", "jobs", "workers", "api_keys", "work_sessions",
+                        "context_injections", "phase_dependencies"}) {
+    EXPECT_TRUE(TableExists(**db, t)) << t;
+  }
+  EXPECT_EQ(*m.Pending(), 0);
+  EXPECT_EQ(*m.Up(), 0) << "second Up is a no-op";
+  auto down = m.Down(100);
+  ASSERT_TRUE(down.ok()) << down.status().ToString();
+  EXPECT_FALSE(TableExists(**db, "micro_tasks"));
+  EXPECT_EQ(*m.Pending(), static_cast<int>(EmbeddedMigrations().size()));
+}
+
+TEST(MigrationsTest, UpToTargetAndDownSteps) {
+  auto db = Database::Open(TempDir() + "/m.db", {});
+  ASSERT_TRUE(db.ok());
+  Migrator m(**db, TwoMigrations());
+  EXPECT_EQ(*m.Up(1), 1);
+  EXPECT_TRUE(TableExists(**db, "a"));
+  EXPECT_FALSE(TableExists(**db, "b"));
+  EXPECT_EQ(*m.Up(), 1);
+  EXPECT_TRUE(TableExists(**db, "b"));
+  EXPECT_EQ(*m.Down(1), 1);
+  EXPECT_FALSE(TableExists(**db, "b"));
+  EXPECT_TRUE(TableExists(**db, "a"));
+  auto states = m.States();
+  ASSERT_TRUE(states.ok());
+  ASSERT_EQ(states->size(), 2u);
+  EXPECT_TRUE((*states)[0].applied);
+  EXPECT_FALSE((*states)[1].applied);
+}
+
+TEST(MigrationsTest, ChangedAppliedMigrationIsRefused) {
+  auto db = Database::Open(TempDir() + "/m.db", {});
+  ASSERT_TRUE(db.ok());
+  {
+    Migrator m(**db, TwoMigrations());
+    ASSERT_TRUE(m.Up().ok());
+  }
+  auto edited = TwoMigrations();
+  edited[0] = ParseMigration(1, "one",
+                             "-- +migrate up\nCREATE TABLE a(x INTEGER, z INTEGER);\n"
+                             "-- +migrate down\nDROP TABLE a;\n")
+                  .value();
+  Migrator m(**db, edited);
+  Status st = m.Verify();
+  EXPECT_EQ(st.code(), StatusCode::kConflict);
+  EXPECT_NE(st.message().find("checksum"), std::string::npos) << st.message();
+  EXPECT_FALSE(m.Up().ok());
+}
+
+TEST(MigrationsTest, DatabaseNewerThanBinaryIsRefused) {
+  auto db = Database::Open(TempDir() + "/m.db", {});
+  ASSERT_TRUE(db.ok());
+  {
+    Migrator m(**db, TwoMigrations());
+    ASSERT_TRUE(m.Up().ok());
+  }
+  auto older = TwoMigrations();
+  older.pop_back();
+  Migrator m(**db, older);
+  Status st = m.Verify();
+  EXPECT_EQ(st.code(), StatusCode::kConflict);
+  EXPECT_NE(st.message().find("newer"), std::string::npos) << st.message();
+}
+
+TEST(MigrationsTest, MalformedFileIsAnError) {
+  EXPECT_FALSE(ParseMigration(3, "bad", "CREATE TABLE x(y);").ok());
+}
+
+TEST(DatabaseTest, WriteRollsBackOnError) {
+  auto db = NewMigratedDb();
+  ASSERT_TRUE(db);
+  Status st = db->Write([](Connection& c) -> Status {
+    DS_RETURN_IF_ERROR(c.Exec("INSERT INTO projects(id, name, created_at) VALUES('p1','x','t')"));
+    return Status::Conflict("abort");
+  });
+  EXPECT_EQ(st.code(), StatusCode::kConflict);
+  int64_t count = -1;
+  ASSERT_TRUE(db->Read([&](Connection& c) -> Status {
+                  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT count(*) FROM projects"));
+                  DS_RETURN_IF_ERROR(s.Step().status());
+                  count = s.Int(0);
+                  return Status::Ok();
+                }).ok());
+  EXPECT_EQ(count, 0);
+}
+
+TEST(DatabaseTest, PragmasAreApplied) {
+  auto db = NewMigratedDb();
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->Write([](Connection& c) -> Status {
+                  DS_ASSIGN_OR_RETURN(Stmt j, c.Prepare("PRAGMA journal_mode"));
+                  DS_RETURN_IF_ERROR(j.Step().status());
+                  EXPECT_EQ(j.Text(0), "wal");
+                  DS_ASSIGN_OR_RETURN(Stmt f, c.Prepare("PRAGMA foreign_keys"));
+                  DS_RETURN_IF_ERROR(f.Step().status());
+                  EXPECT_EQ(f.Int(0), 1);
+                  return Status::Ok();
+                }).ok());
+}
+
+TEST(DatabaseTest, ConstraintViolationIsConflict) {
+  auto db = NewMigratedDb();
+  ASSERT_TRUE(db);
+  Status st = db->Write([](Connection& c) {
+    return c.Exec("INSERT INTO phases(id, plan_id, name, created_at, updated_at) "
+                  "VALUES('x','no-such-plan','n','t','t')");
+  });
+  EXPECT_EQ(st.code(), StatusCode::kConflict) << st.ToString();
+}
+
+TEST(DatabaseTest, ConcurrentWritersFromTwoHandlesNeverSeeLocked) {
+  std::string path;
+  auto db1 = NewMigratedDb(&path);
+  ASSERT_TRUE(db1);
+  auto db2 = Database::Open(path, {});
+  ASSERT_TRUE(db2.ok());
+  std::atomic<int> failures{0};
+  auto work = [&](Database& db, int base) {
+    for (int i = 0; i < 100; ++i) {
+      Status st = db.Write([&](Connection& c) -> Status {
+        DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO projects(id, name, created_at) "
+                                              "VALUES(?, ?, 't')"));
+        std::string id = "p" + std::to_string(base + i);
+        s.Bind(1, id).Bind(2, id);
+        return s.Run();
+      });
+      if (!st.ok()) ++failures;
+    }
+  };
+  std::thread a(work, std::ref(*db1), 0);
+  std::thread b(work, std::ref(**db2), 1000);
+  std::thread r([&] {
+    for (int i = 0; i < 200; ++i) {
+      if (!db1->Read([](Connection& c) { return c.Exec("SELECT count(*) FROM projects"); }).ok()) {
+        ++failures;
+      }
+    }
+  });
+  a.join();
+  b.join();
+  r.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+TEST(DatabaseTest, DefaultPathFollowsEnvironment) {
+  setenv("DEVSTREAM_DATABASE_PATH", "/tmp/explicit.db", 1);
+  EXPECT_EQ(DefaultDatabasePath(), "/tmp/explicit.db");
+  unsetenv("DEVSTREAM_DATABASE_PATH");
+  setenv("XDG_DATA_HOME", "/tmp/xdg", 1);
+  EXPECT_EQ(DefaultDatabasePath(), "/tmp/xdg/devstream/devstream.db");
+  unsetenv("XDG_DATA_HOME");
 }
 
 }  // namespace
