@@ -32,6 +32,13 @@ std::string_view JsonKind(const json::value& v) {
   return "unknown";
 }
 
+json::value JsonNumber(double d) {
+  if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9e15) {
+    return static_cast<int64_t>(d);
+  }
+  return d;
+}
+
 std::string ToJsonString(const json::value& v) { return json::serialize(v); }
 
 ObjectReader::ObjectReader(const json::object& obj, std::string where)

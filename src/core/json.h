@@ -63,6 +63,10 @@ class ObjectReader {
   Status first_error_;
 };
 
+// A number as JSON: integral values become integers (Boost.JSON would print
+// 50.0 as 5E1), others stay doubles.
+json::value JsonNumber(double d);
+
 // Serialises with a trailing newline-free compact form.
 std::string ToJsonString(const json::value& v);
 

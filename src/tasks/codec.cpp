@@ -276,6 +276,10 @@ json::value Opt(const std::optional<T>& v) {
   if (!v) return nullptr;
   return json::value(*v);
 }
+json::value Opt(const std::optional<double>& v) {
+  if (!v) return nullptr;
+  return JsonNumber(*v);
+}
 }  // namespace
 
 json::object ToJson(const Project& p) {

@@ -1249,7 +1249,7 @@ json::object ToJson(const Progress& p) {
   return {{"total", p.total},         {"pending", p.pending},
           {"active", p.active},       {"completed", p.completed},
           {"failed", p.failed},       {"skipped", p.skipped},
-          {"blocked", p.blocked},     {"percent", p.percent},
+          {"blocked", p.blocked},     {"percent", JsonNumber(p.percent)},
           {"context_tokens_used", p.context_tokens_used},
           {"actual_minutes", p.actual_minutes}};
 }

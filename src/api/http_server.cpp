@@ -1,0 +1,541 @@
+#include "api/http_server.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace ds::api {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+// After a response that closes the connection we stop sending and read (and
+// discard) what the client still sends for at most this long, so a client in
+// the middle of uploading an over-limit body sees our 413 instead of a reset.
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr size_t kLingerMaxBytes = 64 * 1024 * 1024;
+constexpr auto kGracefulStopTime = std::chrono::seconds(5);
+constexpr auto kForcedStopTime = std::chrono::seconds(1);
+
+class Session;
+
+// State shared by the server and its sessions. Sessions deregister in their
+// destructor, so this must outlive the io_context that owns their handlers.
+struct ServerState {
+  ServerState(ServerOptions o, const Router& r) : opts(std::move(o)), router(r) {}
+
+  const ServerOptions opts;
+  const Router& router;
+  std::atomic<bool> stopping{false};
+
+  std::mutex mu;
+  std::condition_variable sessions_changed;
+  std::unordered_map<const Session*, std::weak_ptr<Session>> sessions;  // guarded by mu
+
+  void Add(const Session* s, std::weak_ptr<Session> w) {
+    std::lock_guard<std::mutex> lock(mu);
+    sessions.emplace(s, std::move(w));
+  }
+  void Remove(const Session* s) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      sessions.erase(s);
+    }
+    sessions_changed.notify_all();
+  }
+  size_t Count() {
+    std::lock_guard<std::mutex> lock(mu);
+    return sessions.size();
+  }
+  // Copies so callers never drop the last reference to a session under `mu`
+  // (its destructor takes `mu`).
+  std::vector<std::weak_ptr<Session>> Snapshot() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<std::weak_ptr<Session>> out;
+    out.reserve(sessions.size());
+    for (auto& [ptr, weak] : sessions) out.push_back(weak);
+    return out;
+  }
+};
+
+bool IsHttpParseError(const beast::error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_target).category();
+}
+
+// RFC 9110 token characters, for header names handlers supply.
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool IsSafeHeaderValue(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+// One connection. All members are touched only from handlers running on the
+// socket's strand; lifetime is held by the shared_ptr captured in each pending
+// handler, so the session dies when its last operation completes.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, ServerState& state) : stream_(std::move(socket)), state_(state) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_addr_ = ep.address().to_string();
+  }
+  ~Session() { state_.Remove(this); }
+
+  void Start() {
+    state_.Add(this, weak_from_this());
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->DoReadHeader(); });
+  }
+
+  // Called (from any thread) when the server begins a graceful stop.
+  void NotifyStop() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->OnServerStop(); });
+  }
+  void ForceClose() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->CloseNow(); });
+  }
+
+ private:
+  void DoReadHeader() {
+    if (state_.stopping) return CloseNow();
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(
+        std::min<size_t>(state_.opts.header_limit, std::numeric_limits<uint32_t>::max())));
+    parser_->body_limit(static_cast<uint64_t>(state_.opts.body_limit));
+    req_ = Request();
+    res_ = Response();
+    request_complete_ = false;
+    reading_header_ = true;
+    // The whole header must arrive within the idle timeout: this bounds both
+    // keep-alive idleness and slowloris-style trickling.
+    stream_.expires_after(std::chrono::seconds(state_.opts.idle_timeout_s));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              self->OnHeader(ec);
+                            });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    reading_header_ = false;
+    started_ = Clock::now();
+    if (ec) return OnReadError(ec);
+    auto& msg = parser_->get();
+    if (parser_->is_done()) return Handle();
+    // Reject an over-limit Content-Length before the client sends the body.
+    // (Beast reports it as body_limit from the header read already; this is a
+    // second line of defence.)
+    if (auto len = parser_->content_length(); len && *len > state_.opts.body_limit) {
+      return OnReadError(http::error::body_limit);
+    }
+    auto expect = msg[http::field::expect];
+    if (beast::iequals(expect, "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      stream_.expires_after(std::chrono::seconds(state_.opts.request_timeout_s));
+      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                       [self = shared_from_this()](beast::error_code wec, size_t) {
+                         if (wec) return self->CloseNow();
+                         self->DoReadBody();
+                       });
+      return;
+    }
+    DoReadBody();
+  }
+
+  void DoReadBody() {
+    stream_.expires_after(std::chrono::seconds(state_.opts.request_timeout_s));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return self->OnReadError(ec);
+                       self->Handle();
+                     });
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message) {
+      // The client closed (between requests, or mid-request): nobody to answer.
+      return CloseNow();
+    }
+    if (ec == http::error::body_limit) {
+      (void)FillRequest(/*with_body=*/false);
+      return Send(ProblemResponse(ds::Status::TooLarge("request body exceeds " +
+                                                       std::to_string(state_.opts.body_limit) +
+                                                       " bytes"),
+                                  req_),
+                  /*close=*/true);
+    }
+    if (ec == http::error::header_limit) {
+      (void)FillRequest(false);
+      return Send(ProblemResponse(431,
+                                  "request header exceeds " +
+                                      std::to_string(state_.opts.header_limit) + " bytes",
+                                  req_),
+                  true);
+    }
+    if (IsHttpParseError(ec)) {
+      (void)FillRequest(false);
+      return Send(ProblemResponse(ds::Status::Malformed("malformed HTTP request: " + ec.message()),
+                                  req_),
+                  true);
+    }
+    // Timeouts (the stream has closed the socket already), resets, aborts.
+    CloseNow();
+  }
+
+  // Builds req_ from whatever the parser has seen (possibly only part of a
+  // header). Returns the result of parsing the target; error replies ignore it
+  // (their "instance" just shows the path when it parses).
+  ds::Status FillRequest(bool with_body) {
+    auto& msg = parser_->get();
+    req_.method = std::string(msg.method_string());
+    req_.target = std::string(msg.target());
+    for (const auto& field : msg) {
+      std::string name(field.name_string());
+      std::transform(name.begin(), name.end(), name.begin(), [](char c) {
+        return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+      });
+      req_.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+    if (with_body) req_.body = std::move(msg.body());
+    req_.request_id = ChooseRequestId(req_.Header("x-request-id"));
+    req_.remote_addr = remote_addr_;
+    return ParseTarget(req_);
+  }
+
+  void Handle() {
+    request_complete_ = true;
+    Response res;
+    if (ds::Status st = FillRequest(/*with_body=*/true); !st.ok()) {
+      res = ProblemResponse(st, req_);
+    } else {
+      try {
+        res = state_.router.Dispatch(req_);
+      } catch (const std::exception& e) {  // Dispatch should not throw; belt and braces
+        spdlog::error("request {}: dispatch threw: {}", req_.request_id, e.what());
+        res = ProblemResponse(ds::Status::Internal("the server failed to handle the request"),
+                              req_);
+      }
+    }
+    bool close = !parser_->get().keep_alive() || close_after_ || state_.stopping;
+    Send(std::move(res), close);
+  }
+
+  void Send(Response res, bool close) {
+    res_ = std::move(res);
+    close_ = close;
+    unsigned version = parser_->get().version() == 10 ? 10 : 11;
+    int status = res_.status;
+    if (status < 200 || status > 599) {
+      spdlog::error("request {}: handler returned invalid HTTP status {}", req_.request_id,
+                    status);
+      res_ = ProblemResponse(ds::Status::Internal("the server produced an invalid response"),
+                             req_);
+      status = res_.status;
+    }
+    wire_ = {};
+    wire_.version(version);
+    wire_.result(static_cast<unsigned>(status));
+    wire_.set(http::field::server, "devstream");
+    wire_.set("X-Request-Id", req_.request_id);
+    for (const auto& [name, value] : res_.headers) {
+      if (!IsToken(name) || !IsSafeHeaderValue(value)) {
+        spdlog::error("request {}: dropping invalid response header '{}'", req_.request_id, name);
+        continue;
+      }
+      wire_.insert(name, value);
+    }
+    const bool bodiless_status = status == 204 || status == 304;
+    if (!bodiless_status) {
+      if (!res_.content_type.empty()) wire_.set(http::field::content_type, res_.content_type);
+      // HEAD: announce the GET body's length but send none.
+      wire_.content_length(res_.body.size());
+      if (req_.method != "HEAD") wire_.body() = res_.body;
+    }
+    wire_.keep_alive(!close);
+    stream_.expires_after(std::chrono::seconds(state_.opts.request_timeout_s));
+    http::async_write(stream_, wire_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->OnWrite(ec);
+    });
+  }
+
+  void OnWrite(beast::error_code ec) {
+    if (state_.opts.on_complete) {
+      double ms = std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
+      try {
+        state_.opts.on_complete(req_, res_, ms);
+      } catch (const std::exception& e) {
+        spdlog::error("access-log hook threw: {}", e.what());
+      }
+    }
+    wire_ = {};
+    if (ec) return CloseNow();
+    if (!close_) return DoReadHeader();
+    // Closing with unread input makes the kernel send a reset, which can destroy
+    // the response before the client reads it; only then is lingering needed.
+    beast::error_code aec;
+    if (request_complete_ && buffer_.size() == 0 && stream_.socket().available(aec) == 0 && !aec) {
+      return CloseNow();
+    }
+    LingeringClose();
+  }
+
+  void OnServerStop() {
+    // Idle: waiting for a request that has not started. Anything else is in
+    // flight and closes after its response (Handle sees `stopping`).
+    if (reading_header_ && buffer_.size() == 0 && parser_ && !parser_->got_some()) {
+      CloseNow();
+    } else {
+      close_after_ = true;
+    }
+  }
+
+  void LingeringClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return CloseNow();
+    stream_.expires_after(kLingerTime);
+    buffer_.clear();
+    DoDrain();
+  }
+
+  void DoDrain() {
+    stream_.async_read_some(net::buffer(drain_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kLingerMaxBytes) return self->CloseNow();
+                              self->DoDrain();
+                            });
+  }
+
+  void CloseNow() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  ServerState& state_;
+  std::string remote_addr_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Request req_;
+  Response res_;
+  http::response<http::string_body> wire_;
+  Clock::time_point started_ = Clock::now();
+  bool reading_header_ = false;  // idle unless bytes of a request have arrived
+  bool close_after_ = false;     // server is stopping: close after the current response
+  bool close_ = false;           // the response being written ends the connection
+  bool request_complete_ = false;  // the whole request was read (not an early error reply)
+  std::array<char, 16 * 1024> drain_{};
+  size_t drained_ = 0;
+};
+
+// Best-effort 503 for connections over the limit, written without blocking.
+void RejectConnection(tcp::socket& socket) {
+  Request req;
+  req.request_id = ChooseRequestId(nullptr);
+  req.path = "*";
+  Response res = ProblemResponse(ds::Status::Unavailable("too many open connections"), req);
+  std::string wire = "HTTP/1.1 503 Service Unavailable\r\nServer: devstream\r\nConnection: close\r\n"
+                     "Content-Type: application/problem+json\r\nX-Request-Id: " +
+                     req.request_id + "\r\nContent-Length: " + std::to_string(res.body.size()) +
+                     "\r\n\r\n" + res.body;
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  if (!ec) socket.write_some(net::buffer(wire), ec);
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+}
+
+}  // namespace
+
+class HttpServer::Impl {
+ public:
+  Impl(ServerOptions opts, const Router& router)
+      : state_(std::move(opts), router),
+        ioc_(std::max(1, state_.opts.threads)),
+        acceptor_(net::make_strand(ioc_)),
+        retry_timer_(acceptor_.get_executor()) {}
+
+  ~Impl() { Stop(); }
+
+  ds::Status Start() {
+    std::lock_guard<std::mutex> lock(lifecycle_mu_);
+    if (started_) return ds::Status::Internal("HttpServer::Start called twice");
+    const std::string where = state_.opts.host + ":" + std::to_string(state_.opts.port);
+    beast::error_code ec;
+    tcp::endpoint endpoint;
+    auto address = net::ip::make_address(state_.opts.host, ec);
+    if (!ec) {
+      endpoint = tcp::endpoint(address, state_.opts.port);
+    } else {
+      tcp::resolver resolver(ioc_);
+      auto results = resolver.resolve(state_.opts.host, std::to_string(state_.opts.port),
+                                      tcp::resolver::passive, ec);
+      if (ec || results.empty()) {
+        return ds::Status::Unavailable("cannot resolve " + where + ": " + ec.message());
+      }
+      endpoint = results.begin()->endpoint();
+    }
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      beast::error_code ignored;
+      acceptor_.close(ignored);
+      return ds::Status::Unavailable("cannot listen on " + where + ": " + ec.message());
+    }
+    port_ = acceptor_.local_endpoint(ec).port();
+    started_ = true;
+    DoAccept();
+    const int n = std::max(1, state_.opts.threads);
+    threads_.reserve(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([this] {
+        try {
+          ioc_.run();
+        } catch (const std::exception& e) {
+          spdlog::error("http server thread stopped by an exception: {}", e.what());
+        }
+      });
+    }
+    return ds::Status::Ok();
+  }
+
+  uint16_t port() const { return port_.load(); }
+
+  void Stop() {
+    std::unique_lock<std::mutex> lock(lifecycle_mu_);
+    if (!started_ || stopped_) return;
+    state_.stopping = true;
+    net::post(acceptor_.get_executor(), [this] {
+      beast::error_code ec;
+      acceptor_.close(ec);
+      retry_timer_.cancel();
+    });
+    for (auto& weak : state_.Snapshot()) {
+      if (auto s = weak.lock()) s->NotifyStop();
+    }
+    if (!WaitForSessions(kGracefulStopTime)) {
+      spdlog::error("http server: {} connection(s) still busy after graceful stop; closing",
+                    state_.Count());
+      for (auto& weak : state_.Snapshot()) {
+        if (auto s = weak.lock()) s->ForceClose();
+      }
+      WaitForSessions(kForcedStopTime);
+    }
+    ioc_.stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    // The posted close may not have run before ioc_.stop(); no thread runs now.
+    beast::error_code ec;
+    acceptor_.close(ec);
+    stopped_ = true;
+    lock.unlock();
+    stopped_cv_.notify_all();
+  }
+
+  void Wait() {
+    std::unique_lock<std::mutex> lock(lifecycle_mu_);
+    stopped_cv_.wait(lock, [this] { return !started_ || stopped_; });
+  }
+
+ private:
+  bool WaitForSessions(std::chrono::steady_clock::duration timeout) {
+    std::unique_lock<std::mutex> lock(state_.mu);
+    return state_.sessions_changed.wait_for(lock, timeout,
+                                            [this] { return state_.sessions.empty(); });
+  }
+
+  void DoAccept() {
+    acceptor_.async_accept(net::make_strand(ioc_),
+                           [this](beast::error_code ec, tcp::socket socket) {
+                             OnAccept(ec, std::move(socket));
+                           });
+  }
+
+  void OnAccept(beast::error_code ec, tcp::socket socket) {
+    if (state_.stopping || ec == net::error::operation_aborted) {
+      beast::error_code ignored;
+      socket.close(ignored);
+      return;
+    }
+    if (ec) {
+      // E.g. EMFILE: back off briefly instead of spinning on the error.
+      spdlog::error("http server: accept failed: {}", ec.message());
+      retry_timer_.expires_after(std::chrono::milliseconds(100));
+      retry_timer_.async_wait([this](beast::error_code wec) {
+        if (!wec && !state_.stopping) DoAccept();
+      });
+      return;
+    }
+    if (state_.Count() >= static_cast<size_t>(std::max(0, state_.opts.max_connections))) {
+      RejectConnection(socket);
+    } else {
+      std::make_shared<Session>(std::move(socket), state_)->Start();
+    }
+    DoAccept();
+  }
+
+  // Declared first: sessions owned by ioc_'s pending handlers deregister here
+  // when ioc_ is destroyed.
+  ServerState state_;
+  net::io_context ioc_;
+  tcp::acceptor acceptor_;  // touched only on its strand once running
+  net::steady_timer retry_timer_;
+  std::vector<std::thread> threads_;
+  std::atomic<uint16_t> port_{0};
+
+  // Serialises Start/Stop; Wait() sleeps on it. Stop() holds it while joining,
+  // which is fine: Wait() only needs it after Stop() is done.
+  std::mutex lifecycle_mu_;
+  std::condition_variable stopped_cv_;
+  bool started_ = false;  // guarded by lifecycle_mu_
+  bool stopped_ = false;  // guarded by lifecycle_mu_
+};
+
+HttpServer::HttpServer(ServerOptions opts, const Router& router)
+    : impl_(std::make_unique<Impl>(std::move(opts), router)) {}
+
+HttpServer::~HttpServer() = default;
+
+ds::Status HttpServer::Start() { return impl_->Start(); }
+uint16_t HttpServer::port() const { return impl_->port(); }
+void HttpServer::Stop() { impl_->Stop(); }
+void HttpServer::Wait() { impl_->Wait(); }
+
+}  // namespace ds::api

@@ -1,0 +1,423 @@
+#include "api/rest_api.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <set>
+
+#include "core/clock.h"
+#include "core/json.h"
+#include "tasks/codec.h"
+#include "tasks/state_machine.h"
+
+namespace ds::api {
+namespace {
+
+using tasks::ToJson;
+
+// ---- request helpers ----
+
+Result<json::value> ReadJsonBody(const Request& req) {
+  const std::string* ct = req.Header("content-type");
+  if (req.body.empty()) {
+    return Status::Malformed("request body must be a JSON object (Content-Type: application/json)");
+  }
+  if (!ct || ct->rfind("application/json", 0) != 0) {
+    return Status::Malformed("Content-Type must be application/json, got " +
+                             (ct ? "\"" + *ct + "\"" : std::string("none")));
+  }
+  return ParseJson(req.body);
+}
+
+// Reads the optional "version" from If-Match ("3", W/"3" or 3).
+Result<std::optional<int64_t>> IfMatchVersion(const Request& req) {
+  const std::string* h = req.Header("if-match");
+  if (!h) return std::optional<int64_t>();
+  std::string v = *h;
+  if (v.rfind("W/", 0) == 0) v = v.substr(2);
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos) {
+    return Status::Malformed("If-Match must be a version number such as \"3\", got " + *h);
+  }
+  return std::optional<int64_t>(std::stoll(v));
+}
+
+// Merges If-Match with a body "version"; they must agree when both are given.
+Result<std::optional<int64_t>> MergeVersion(const Request& req, std::optional<int64_t> body) {
+  DS_ASSIGN_OR_RETURN(auto header, IfMatchVersion(req));
+  if (header && body && *header != *body) {
+    return Status::InvalidArgument("If-Match (" + std::to_string(*header) +
+                                   ") and body version (" + std::to_string(*body) + ") disagree");
+  }
+  return header ? header : body;
+}
+
+// Validates the query string: only `allowed` keys, each at most once.
+Status CheckQuery(const Request& req, std::initializer_list<std::string_view> allowed) {
+  std::set<std::string> seen;
+  for (const auto& [k, v] : req.query) {
+    bool ok = false;
+    for (auto a : allowed) ok |= (k == a);
+    if (!ok) {
+      std::string list;
+      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      return Status::InvalidArgument("unknown query parameter \"" + k + "\"" +
+                                     (list.empty() ? "" : "; allowed: " + list))
+          .WithDetail("parameter", json::string(k));
+    }
+    if (!seen.insert(k).second) {
+      return Status::InvalidArgument("query parameter \"" + k + "\" given twice")
+          .WithDetail("parameter", json::string(k));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<int>> QueryInt(const Request& req, std::string_view key, int min, int max) {
+  auto v = req.Query(key);
+  if (!v) return std::optional<int>();
+  char* end = nullptr;
+  errno = 0;
+  long long n = std::strtoll(v->c_str(), &end, 10);
+  if (v->empty() || *end != '\0' || errno == ERANGE || n < min || n > max) {
+    return Status::InvalidArgument("query parameter " + std::string(key) +
+                                   " must be an integer between " + std::to_string(min) +
+                                   " and " + std::to_string(max) + ", got \"" + *v + "\"")
+        .WithDetail("parameter", json::string(key));
+  }
+  return std::optional<int>(static_cast<int>(n));
+}
+
+Result<std::optional<std::string>> QueryEnum(const Request& req, std::string_view key,
+                                             const std::vector<std::string_view>& allowed) {
+  auto v = req.Query(key);
+  if (!v) return std::optional<std::string>();
+  for (auto a : allowed) {
+    if (*v == a) return v;
+  }
+  std::string list;
+  for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+  return Status::InvalidArgument("query parameter " + std::string(key) + " must be one of: " +
+                                 list + "; got \"" + *v + "\"")
+      .WithDetail("parameter", json::string(key));
+}
+
+// The project a request names: query, then header (the body is read by decoders).
+std::optional<std::string> RequestProject(const Request& req) {
+  if (auto q = req.Query("project"); q && !q->empty()) return q;
+  if (const std::string* h = req.Header("x-devstream-project"); h && !h->empty()) return *h;
+  return std::nullopt;
+}
+
+std::optional<std::string> RequestActor(const Request& req) {
+  if (const std::string* h = req.Header("x-devstream-agent"); h && !h->empty()) {
+    return h->substr(0, 200);
+  }
+  return std::nullopt;
+}
+
+Response Problem(const Status& st, const Request& req) { return ProblemResponse(st, req); }
+
+template <typename T>
+Response Created(const T& v) {
+  Response r = JsonResponse(201, ToJson(v));
+  return r;
+}
+
+Response WithEtag(Response r, int64_t version) {
+  r.headers.emplace_back("ETag", "\"" + std::to_string(version) + "\"");
+  return r;
+}
+
+Response NoContent() {
+  Response r;
+  r.status = 204;
+  r.content_type.clear();
+  return r;
+}
+
+template <typename T>
+json::value PageJson(const tasks::Page<T>& page) {
+  json::array items;
+  for (const auto& it : page.items) items.push_back(ToJson(it));
+  json::value cursor = nullptr;
+  if (page.next_cursor) cursor = json::string(*page.next_cursor);
+  return json::object{{"items", std::move(items)}, {"next_cursor", cursor}};
+}
+
+template <typename T>
+json::value ListJson(const std::vector<T>& v) {
+  json::array items;
+  for (const auto& it : v) items.push_back(ToJson(it));
+  return json::object{{"items", std::move(items)}, {"next_cursor", nullptr}};
+}
+
+// Wraps a handler body returning Result<Response> into a Response.
+template <typename F>
+Handler H(F f) {
+  return [f](Request& req) -> Response {
+    Result<Response> r = f(req);
+    if (!r.ok()) return Problem(r.status(), req);
+    return std::move(r).value();
+  };
+}
+
+}  // namespace
+
+void RegisterRestRoutes(Router& router, RestContext& ctx) {
+  tasks::TaskService& svc = ctx.tasks;
+
+  // ---- projects ----
+  router.Add("GET", "/api/v1/projects", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(auto list, svc.ListProjects());
+               return JsonResponse(200, ListJson(list));
+             }));
+  router.Add("POST", "/api/v1/projects", H([&svc](Request& req) -> Result<Response> {
+               DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
+               if (!body.is_object()) return Status::InvalidArgument("project must be an object");
+               ObjectReader r(body.get_object(), "project");
+               auto name = r.String("name", true, 1, 100);
+               auto root = r.String("root_path", false, 1, 4096);
+               DS_RETURN_IF_ERROR(r.Finish());
+               DS_ASSIGN_OR_RETURN(auto p, svc.CreateProject(*name, root));
+               return Created(p);
+             }));
+  router.Add("GET", "/api/v1/projects/{id}", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(auto p, svc.GetProject(req.params["id"]));
+               return JsonResponse(200, ToJson(p));
+             }));
+
+  // ---- plans ----
+  router.Add("POST", "/api/v1/plans", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {"project"}));
+               DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
+               DS_ASSIGN_OR_RETURN(auto in, tasks::DecodePlanInput(body));
+               if (!in.project) in.project = RequestProject(req);
+               DS_ASSIGN_OR_RETURN(auto plan, svc.CreatePlan(in));
+               return WithEtag(Created(plan), plan.version);
+             }));
+  router.Add("GET", "/api/v1/plans", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {"project", "status", "limit", "cursor"}));
+               tasks::PlanFilter f;
+               f.project = RequestProject(req);
+               DS_ASSIGN_OR_RETURN(f.status, QueryEnum(req, "status", tasks::PlanStatuses()));
+               DS_ASSIGN_OR_RETURN(auto limit, QueryInt(req, "limit", 1, 500));
+               if (limit) f.limit = *limit;
+               f.cursor = req.Query("cursor");
+               DS_ASSIGN_OR_RETURN(auto page, svc.ListPlans(f));
+               return JsonResponse(200, PageJson(page));
+             }));
+  router.Add("GET", "/api/v1/plans/{id}", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(auto plan, svc.GetPlan(req.params["id"]));
+               DS_ASSIGN_OR_RETURN(auto progress, svc.PlanProgress(plan.id));
+               json::object o = ToJson(plan);
+               o["progress"] = tasks::ToJson(progress);
+               return WithEtag(JsonResponse(200, o), plan.version);
+             }));
+  router.Add("PATCH", "/api/v1/plans/{id}", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
+               DS_ASSIGN_OR_RETURN(auto patch, tasks::DecodePlanPatch(body));
+               DS_ASSIGN_OR_RETURN(patch.expected_version, MergeVersion(req, patch.expected_version));
+               DS_ASSIGN_OR_RETURN(auto plan, svc.UpdatePlan(req.params["id"], patch));
+               return WithEtag(JsonResponse(200, ToJson(plan)), plan.version);
+             }));
+  router.Add("DELETE", "/api/v1/plans/{id}", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(auto version, IfMatchVersion(req));
+               DS_RETURN_IF_ERROR(svc.DeletePlan(req.params["id"], version));
+               return NoContent();
+             }));
+  router.Add("GET", "/api/v1/plans/{id}/graph", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(auto g, svc.Graph(req.params["id"]));
+               return JsonResponse(200, tasks::ToJson(g));
+             }));
+
+  // ---- phases ----
+  router.Add("POST", "/api/v1/plans/{id}/phases", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
+               DS_ASSIGN_OR_RETURN(auto in, tasks::DecodePhaseInput(body));
+               DS_ASSIGN_OR_RETURN(auto phase, svc.CreatePhase(req.params["id"], in));
+               return WithEtag(Created(phase), phase.version);
+             }));
+  router.Add("GET", "/api/v1/plans/{id}/phases", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(auto list, svc.ListPhases(req.params["id"]));
+               return JsonResponse(200, ListJson(list));
+             }));
+  router.Add("GET", "/api/v1/phases/{id}", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(auto phase, svc.GetPhase(req.params["id"]));
+               return WithEtag(JsonResponse(200, ToJson(phase)), phase.version);
+             }));
+  router.Add("PATCH", "/api/v1/phases/{id}", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
+               DS_ASSIGN_OR_RETURN(auto patch, tasks::DecodePhasePatch(body));
+               DS_ASSIGN_OR_RETURN(patch.expected_version, MergeVersion(req, patch.expected_version));
+               DS_ASSIGN_OR_RETURN(auto phase, svc.UpdatePhase(req.params["id"], patch));
+               return WithEtag(JsonResponse(200, ToJson(phase)), phase.version);
+             }));
+  router.Add("DELETE", "/api/v1/phases/{id}", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(auto version, IfMatchVersion(req));
+               DS_RETURN_IF_ERROR(svc.DeletePhase(req.params["id"], version));
+               return NoContent();
+             }));
+
+  // ---- tasks ----
+  auto create_task = [&svc](Request& req, std::optional<std::string> phase_id) -> Result<Response> {
+    DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+    DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
+    DS_ASSIGN_OR_RETURN(auto in, tasks::DecodeTaskInput(body));
+    if (phase_id && in.phase_id && *in.phase_id != *phase_id) {
+      return Status::InvalidArgument("task.phase_id disagrees with the phase in the URL")
+          .WithDetail("field", "phase_id");
+    }
+    if (!phase_id) phase_id = in.phase_id;
+    if (!phase_id) {
+      return Status::InvalidArgument("task.phase_id: is required").WithDetail("field", "phase_id");
+    }
+    DS_ASSIGN_OR_RETURN(auto task, svc.CreateTask(*phase_id, in));
+    return WithEtag(Created(task), task.version);
+  };
+  router.Add("POST", "/api/v1/phases/{id}/tasks", H([create_task](Request& req) {
+               return create_task(req, req.params["id"]);
+             }));
+  router.Add("POST", "/api/v1/tasks", H([create_task](Request& req) {
+               return create_task(req, std::nullopt);
+             }));
+  router.Add("GET", "/api/v1/phases/{id}/tasks", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {"limit", "cursor"}));
+               DS_RETURN_IF_ERROR(svc.GetPhase(req.params["id"]).status());
+               tasks::TaskFilter f;
+               f.phase_id = req.params["id"];
+               DS_ASSIGN_OR_RETURN(auto limit, QueryInt(req, "limit", 1, 500));
+               if (limit) f.limit = *limit;
+               f.cursor = req.Query("cursor");
+               DS_ASSIGN_OR_RETURN(auto page, svc.ListTasks(f));
+               return JsonResponse(200, PageJson(page));
+             }));
+  router.Add("GET", "/api/v1/tasks", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {"project", "status", "plan_id", "phase_id",
+                                                   "task_type", "assigned_agent", "priority_min",
+                                                   "limit", "cursor"}));
+               tasks::TaskFilter f;
+               f.project = RequestProject(req);
+               DS_ASSIGN_OR_RETURN(f.status, QueryEnum(req, "status", tasks::TaskStatuses()));
+               DS_ASSIGN_OR_RETURN(f.task_type, QueryEnum(req, "task_type", tasks::TaskTypes()));
+               f.plan_id = req.Query("plan_id");
+               f.phase_id = req.Query("phase_id");
+               f.assigned_agent = req.Query("assigned_agent");
+               DS_ASSIGN_OR_RETURN(f.priority_min, QueryInt(req, "priority_min", 1, 10));
+               DS_ASSIGN_OR_RETURN(auto limit, QueryInt(req, "limit", 1, 500));
+               if (limit) f.limit = *limit;
+               f.cursor = req.Query("cursor");
+               if (f.plan_id) DS_RETURN_IF_ERROR(svc.GetPlan(*f.plan_id).status());
+               if (f.phase_id) DS_RETURN_IF_ERROR(svc.GetPhase(*f.phase_id).status());
+               DS_ASSIGN_OR_RETURN(auto page, svc.ListTasks(f));
+               return JsonResponse(200, PageJson(page));
+             }));
+  router.Add("GET", "/api/v1/tasks/ready", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {"project", "plan_id", "limit"}));
+               tasks::ReadyFilter f;
+               f.project = RequestProject(req);
+               f.plan_id = req.Query("plan_id");
+               DS_ASSIGN_OR_RETURN(auto limit, QueryInt(req, "limit", 1, 500));
+               if (limit) f.limit = *limit;
+               DS_ASSIGN_OR_RETURN(auto list, svc.Ready(f));
+               return JsonResponse(200, ListJson(list));
+             }));
+  router.Add("GET", "/api/v1/tasks/{id}", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(auto task, svc.GetTask(req.params["id"]));
+               return WithEtag(JsonResponse(200, ToJson(task)), task.version);
+             }));
+  router.Add("PATCH", "/api/v1/tasks/{id}", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
+               DS_ASSIGN_OR_RETURN(auto patch, tasks::DecodeTaskPatch(body));
+               DS_ASSIGN_OR_RETURN(patch.expected_version, MergeVersion(req, patch.expected_version));
+               DS_ASSIGN_OR_RETURN(auto task, svc.UpdateTask(req.params["id"], patch));
+               return WithEtag(JsonResponse(200, ToJson(task)), task.version);
+             }));
+  router.Add("DELETE", "/api/v1/tasks/{id}", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(auto version, IfMatchVersion(req));
+               DS_RETURN_IF_ERROR(svc.DeleteTask(req.params["id"], version));
+               return NoContent();
+             }));
+  router.Add("POST", "/api/v1/tasks/{id}/transition", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
+               DS_ASSIGN_OR_RETURN(auto in, tasks::DecodeTransition(body));
+               DS_ASSIGN_OR_RETURN(in.expected_version, MergeVersion(req, in.expected_version));
+               if (!in.actor) in.actor = RequestActor(req);
+               DS_ASSIGN_OR_RETURN(auto task, svc.Transition(req.params["id"], in));
+               return WithEtag(JsonResponse(200, ToJson(task)), task.version);
+             }));
+  router.Add("POST", "/api/v1/tasks/{id}/dependencies", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
+               DS_ASSIGN_OR_RETURN(auto dep, tasks::DecodeDependency(body));
+               DS_ASSIGN_OR_RETURN(auto task, svc.AddDependency(req.params["id"], dep));
+               return WithEtag(JsonResponse(200, ToJson(task)), task.version);
+             }));
+  router.Add("DELETE", "/api/v1/tasks/{id}/dependencies/{dep}",
+             H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(auto task,
+                                   svc.RemoveDependency(req.params["id"], req.params["dep"]));
+               return WithEtag(JsonResponse(200, ToJson(task)), task.version);
+             }));
+  router.Add("GET", "/api/v1/tasks/{id}/events", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_ASSIGN_OR_RETURN(auto events, svc.Events(req.params["id"]));
+               return JsonResponse(200, ListJson(events));
+             }));
+
+  // ---- health, version, OpenAPI ----
+  Database& db = ctx.db;
+  router.Add("GET", "/health", [&db](Request&) -> Response {
+    auto t0 = std::chrono::steady_clock::now();
+    Status st = db.Read([](Connection& c) -> Status {
+      DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT count(*) FROM schema_migrations"));
+      return s.Step().status();
+    });
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                    .count();
+    json::object database{{"status", st.ok() ? "healthy" : "unhealthy"},
+                          {"response_time_ms", JsonNumber(std::round(ms * 1000) / 1000)}};
+    if (!st.ok()) database["error"] = st.message();
+    json::object body{{"status", st.ok() ? "healthy" : "unhealthy"},
+                      {"timestamp", NowTimestamp()},
+                      {"version", DEVSTREAM_VERSION},
+                      {"components", json::object{{"database", std::move(database)}}}};
+    return JsonResponse(st.ok() ? 200 : 503, body);
+  });
+  router.Add("GET", "/health/live", [](Request&) -> Response {
+    return JsonResponse(200, json::object{{"status", "alive"}});
+  });
+  router.Add("GET", "/health/ready", [&db](Request&) -> Response {
+    Status st = db.Read([](Connection& c) { return c.Exec("SELECT 1 FROM schema_migrations"); });
+    return JsonResponse(st.ok() ? 200 : 503,
+                        json::object{{"status", st.ok() ? "ready" : "not_ready"}});
+  });
+  router.Add("GET", "/version", [started = ctx.started_at](Request&) -> Response {
+    return JsonResponse(200, json::object{{"name", "devstream"},
+                                          {"version", DEVSTREAM_VERSION},
+                                          {"started_at", started}});
+  });
+  router.Add("GET", "/openapi.json", [](Request&) -> Response {
+    Response r;
+    r.body = OpenApiDocument();
+    return r;
+  });
+}
+
+}  // namespace ds::api

@@ -1,0 +1,60 @@
+#include "app/serve.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "api/http_server.h"
+#include "api/rest_api.h"
+#include "app/store_open.h"
+#include "core/clock.h"
+#include "tasks/task_service.h"
+
+namespace ds::app {
+
+int RunServe(const ServeOptions& opts) {
+  // Block the shutdown signals before any thread starts so that only the
+  // sigwait below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto db = OpenMigratedDatabase(opts.db_path, opts.reader_pool);
+  if (!db.ok()) {
+    std::cerr << "devstream: error: " << db.status().message() << "\n";
+    return 1;
+  }
+  tasks::TaskService task_service(**db);
+  api::RestContext ctx{**db, task_service, NowTimestamp()};
+  api::Router router;
+  api::RegisterRestRoutes(router, ctx);
+
+  api::ServerOptions sopts;
+  sopts.host = opts.host;
+  sopts.port = opts.port;
+  sopts.threads = opts.threads;
+  sopts.body_limit = opts.body_limit;
+  api::HttpServer server(sopts, router);
+  Status st = server.Start();
+  if (!st.ok()) {
+    std::cerr << "devstream: error: " << st.message() << "\n";
+    return 1;
+  }
+  std::string host = opts.host.find(':') != std::string::npos ? "[" + opts.host + "]" : opts.host;
+  std::cout << "DevStream listening on http://" << host << ":" << server.port()
+            << " (database " << (*db)->path() << ")" << std::endl;
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::cerr << "devstream: received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+            << ", draining\n";
+  server.Stop();
+  (*db)->WithWriter([](Connection& c) { return c.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); }).ok();
+  return 0;
+}
+
+}  // namespace ds::app

@@ -1,0 +1,21 @@
+#include "app/store_open.h"
+
+#include "store/migrations.h"
+
+namespace ds::app {
+
+Result<std::unique_ptr<Database>> OpenDatabase(const std::string& path, int reader_pool) {
+  Database::Options o;
+  o.reader_pool_size = reader_pool;
+  return Database::Open(path.empty() ? DefaultDatabasePath() : path, o);
+}
+
+Result<std::unique_ptr<Database>> OpenMigratedDatabase(const std::string& path, int reader_pool) {
+  DS_ASSIGN_OR_RETURN(auto db, OpenDatabase(path, reader_pool));
+  Migrator m(*db);
+  auto applied = m.Up();
+  if (!applied.ok()) return applied.status();
+  return db;
+}
+
+}  // namespace ds::app
