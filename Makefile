@@ -8,7 +8,7 @@ RELEASE_DIR := build/release
 ASAN_DIR    := build/asan
 GENERATOR   := -G Ninja
 
-.PHONY: all deps test-deps build build-asan run test bench fmt lint clean
+.PHONY: all deps test-deps build build-asan build-clang run test bench fmt lint clean
 
 all: build
 
@@ -51,3 +51,8 @@ lint: $(RELEASE_DIR)/build.ninja
 
 clean:
 	rm -rf build
+
+# The code must also build with clang 14 (used for libFuzzer); checked on demand.
+build-clang: deps
+	CXX=clang++-14 cmake -S . -B build/clang $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build/clang -j $(JOBS)

@@ -4,6 +4,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "core/id.h"
+#include "core/json.h"
 
 namespace ds::api {
 namespace {
@@ -30,7 +31,7 @@ Response MakeProblem(int http_status, std::string_view type, std::string_view ti
   Response res;
   res.status = http_status;
   res.content_type = "application/problem+json";
-  res.body = boost::json::serialize(o);
+  res.body = ds::ToJsonString(o);
   return res;
 }
 
@@ -52,7 +53,7 @@ std::optional<std::string> Request::Query(std::string_view key) const {
 Response JsonResponse(int status, const boost::json::value& v) {
   Response res;
   res.status = status;
-  res.body = boost::json::serialize(v);
+  res.body = ds::ToJsonString(v);
   return res;
 }
 

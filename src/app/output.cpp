@@ -28,14 +28,14 @@ std::string Scalar(const json::value& v) {
     }
     return s.empty() ? "-" : s;
   }
-  return json::serialize(v);
+  return ToJsonString(v);
 }
 
 }  // namespace
 
 void Output::Object(const json::object& o) const {
   if (json) {
-    std::cout << json::serialize(o) << "\n";
+    std::cout << ToJsonString(o) << "\n";
     return;
   }
   size_t width = 0;
@@ -56,7 +56,7 @@ void Output::Object(const json::object& o) const {
 void Output::List(const json::array& items, const std::vector<std::string>& columns,
                   const json::value& next_cursor) const {
   if (json) {
-    std::cout << json::serialize(json::object{{"items", items}, {"next_cursor", next_cursor}})
+    std::cout << ToJsonString(json::object{{"items", items}, {"next_cursor", next_cursor}})
               << "\n";
     return;
   }
@@ -103,7 +103,7 @@ void Output::List(const json::array& items, const std::vector<std::string>& colu
 
 void Output::Message(const std::string& text) const {
   if (json) {
-    std::cout << json::serialize(json::object{{"ok", true}, {"message", text}}) << "\n";
+    std::cout << ToJsonString(json::object{{"ok", true}, {"message", text}}) << "\n";
   } else {
     std::cout << text << "\n";
   }

@@ -7,9 +7,12 @@
 #include <iostream>
 
 #include "api/http_server.h"
+#include "api/memory_routes.h"
 #include "api/rest_api.h"
 #include "app/store_open.h"
 #include "core/clock.h"
+#include "memory/embedder.h"
+#include "memory/memory_service.h"
 #include "tasks/task_service.h"
 
 namespace ds::app {
@@ -30,8 +33,15 @@ int RunServe(const ServeOptions& opts) {
   }
   tasks::TaskService task_service(**db);
   api::RestContext ctx{**db, task_service, NowTimestamp()};
+  memory::HashEmbedder embedder;
+  memory::MemoryService memory_service(**db, embedder);
+  if (Status loaded = memory_service.LoadIndex(); !loaded.ok()) {
+    std::cerr << "devstream: error: loading the vector index: " << loaded.message() << "\n";
+    return 1;
+  }
   api::Router router;
   api::RegisterRestRoutes(router, ctx);
+  api::RegisterMemoryRoutes(router, memory_service);
 
   api::ServerOptions sopts;
   sopts.host = opts.host;

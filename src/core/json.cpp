@@ -1,5 +1,6 @@
 #include "core/json.h"
 
+#include <charconv>
 #include <cmath>
 
 namespace ds {
@@ -39,7 +40,57 @@ json::value JsonNumber(double d) {
   return d;
 }
 
-std::string ToJsonString(const json::value& v) { return json::serialize(v); }
+namespace {
+// Like json::serialize, but doubles use the shortest round-trip decimal form
+// ("1.039", "0.5") instead of Boost.JSON's exponent form ("1.039E0").
+void Serialize(const json::value& v, std::string& out) {
+  switch (v.kind()) {
+    case json::kind::double_: {
+      double d = v.get_double();
+      if (!std::isfinite(d)) {
+        out += "null";
+        return;
+      }
+      char buf[64];
+      auto res = std::to_chars(buf, buf + sizeof buf, d);
+      out.append(buf, res.ptr);
+      return;
+    }
+    case json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& item : v.get_array()) {
+        if (!first) out += ',';
+        first = false;
+        Serialize(item, out);
+      }
+      out += ']';
+      return;
+    }
+    case json::kind::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& kv : v.get_object()) {
+        if (!first) out += ',';
+        first = false;
+        out += json::serialize(json::string_view(kv.key()));
+        out += ':';
+        Serialize(kv.value(), out);
+      }
+      out += '}';
+      return;
+    }
+    default:
+      out += json::serialize(v);
+  }
+}
+}  // namespace
+
+std::string ToJsonString(const json::value& v) {
+  std::string out;
+  Serialize(v, out);
+  return out;
+}
 
 ObjectReader::ObjectReader(const json::object& obj, std::string where)
     : obj_(obj), where_(std::move(where)) {}

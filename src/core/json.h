@@ -67,7 +67,7 @@ class ObjectReader {
 // 50.0 as 5E1), others stay doubles.
 json::value JsonNumber(double d);
 
-// Serialises with a trailing newline-free compact form.
+// Compact serialisation; doubles in shortest round-trip decimal form.
 std::string ToJsonString(const json::value& v);
 
 }  // namespace ds

@@ -11,17 +11,14 @@
 #include <string_view>
 #include <vector>
 
+#include "store/projects.h"
+
 namespace ds::tasks {
 
 inline constexpr int kMaxTaskMinutes = 10;
 inline constexpr int kMaxContextTokens = 256000;
 
-struct Project {
-  std::string id;
-  std::string name;
-  std::optional<std::string> root_path;
-  std::string created_at;
-};
+using Project = ::ds::Project;  // defined with its resolution rules in store/projects.h
 
 struct Plan {
   std::string id;

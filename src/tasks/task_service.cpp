@@ -14,7 +14,6 @@
 namespace ds::tasks {
 namespace {
 
-constexpr char kDefaultProject[] = "default";
 constexpr int kMaxPageSize = 500;
 
 // ---- small helpers ----
@@ -68,9 +67,6 @@ json::array ToJsonArray(const std::vector<std::string_view>& v) {
 }
 
 // ---- row mappers ----
-
-constexpr char kProjectCols[] = "id, name, root_path, created_at";
-Project ReadProject(const Stmt& s) { return {s.Text(0), s.Text(1), s.OptText(2), s.Text(3)}; }
 
 constexpr char kPlanCols[] =
     "id, project_id, title, description, objectives, expected_outcome, status, priority, "
@@ -163,70 +159,6 @@ Task ReadTask(const Stmt& s) {
 }
 
 // ---- loaders (run inside a transaction) ----
-
-Result<std::optional<Project>> FindProject(Connection& c, const std::string& name_or_id) {
-  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT ") + kProjectCols +
-                                        " FROM projects WHERE id = ?1 OR name = ?1"));
-  s.Bind(1, name_or_id);
-  DS_ASSIGN_OR_RETURN(bool row, s.Step());
-  if (!row) return std::optional<Project>();
-  return std::optional<Project>(ReadProject(s));
-}
-
-Status ValidateProjectName(const std::string& name) {
-  size_t cps = 0;
-  for (unsigned char ch : name) {
-    if (ch < 0x20 || ch == 0x7f) {
-      return Status::InvalidArgument("project name must not contain control characters")
-          .WithDetail("field", "project");
-    }
-    cps += (ch & 0xC0) != 0x80;
-  }
-  if (cps < 1 || cps > 100) {
-    return Status::InvalidArgument("project name must be 1..100 characters")
-        .WithDetail("field", "project");
-  }
-  return Status::Ok();
-}
-
-Result<Project> InsertProject(Connection& c, const std::string& name,
-                              const std::optional<std::string>& root) {
-  DS_RETURN_IF_ERROR(ValidateProjectName(name));
-  if (IsValidId(name, "prj")) {
-    return Status::InvalidArgument("project name must not look like a project id")
-        .WithDetail("field", "name");
-  }
-  Project p{NewId("prj"), name, root, NowTimestamp()};
-  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO projects(id, name, root_path, created_at) "
-                                        "VALUES(?,?,?,?)"));
-  s.Bind(1, p.id).Bind(2, p.name).Bind(3, p.root_path).Bind(4, p.created_at);
-  Status st = s.Run();
-  if (st.code() == StatusCode::kConflict) {
-    return Status::Conflict("a project named \"" + name + "\" or with root " +
-                            root.value_or("") + " already exists");
-  }
-  DS_RETURN_IF_ERROR(st);
-  return p;
-}
-
-// The project a write acts in: by id (must exist) or by name (created on first use).
-Result<Project> ProjectForWrite(Connection& c, const std::optional<std::string>& name_or_id) {
-  std::string key = name_or_id.value_or(kDefaultProject);
-  DS_ASSIGN_OR_RETURN(auto found, FindProject(c, key));
-  if (found) return *found;
-  if (IsValidId(key, "prj")) return Status::NotFound("project " + key + " does not exist");
-  return InsertProject(c, key, std::nullopt);
-}
-
-// The project a read acts in; nullopt means "the default project, not created yet".
-Result<std::optional<std::string>> ProjectIdForRead(Connection& c,
-                                                    const std::optional<std::string>& name_or_id) {
-  std::string key = name_or_id.value_or(kDefaultProject);
-  DS_ASSIGN_OR_RETURN(auto found, FindProject(c, key));
-  if (found) return std::optional<std::string>(found->id);
-  if (key == kDefaultProject) return std::optional<std::string>();
-  return Status::NotFound("project \"" + key + "\" does not exist");
-}
 
 Result<Plan> LoadPlan(Connection& c, const std::string& id) {
   DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT ") + kPlanCols +
@@ -585,13 +517,7 @@ Result<Project> TaskService::CreateProject(const std::string& name,
 Result<std::vector<Project>> TaskService::ListProjects() {
   std::vector<Project> out;
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT ") + kProjectCols +
-                                          " FROM projects ORDER BY name"));
-    for (;;) {
-      DS_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      out.push_back(ReadProject(s));
-    }
+    DS_ASSIGN_OR_RETURN(out, ds::ListProjects(c));
     return Status::Ok();
   }));
   return out;

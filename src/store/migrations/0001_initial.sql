@@ -194,7 +194,10 @@ END;
 CREATE TRIGGER memory_changes_ad AFTER DELETE ON semantic_memory BEGIN
   INSERT INTO memory_changes(memory_id, op) VALUES (old.id, 'delete');
 END;
-CREATE TRIGGER memory_changes_au AFTER UPDATE ON semantic_memory
+-- Access bookkeeping (access_count, last_accessed_at) is not a change other
+-- processes' indexes need to replay, so only these columns are logged.
+CREATE TRIGGER memory_changes_au AFTER UPDATE OF content, keywords, content_type, archived,
+  superseded_by, project_id, pinned, relevance_score ON semantic_memory
   WHEN new.archived = old.archived OR new.archived = 0 BEGIN
   INSERT INTO memory_changes(memory_id, op) VALUES (new.id, 'update');
 END;

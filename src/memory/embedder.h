@@ -1,0 +1,42 @@
+// Embedder turns texts into fixed-size float vectors for similarity search.
+// Every vector is tagged with model() and dim(); vectors of different models
+// are never compared. HashEmbedder is the embedded default: deterministic, no
+// network, 384 dims (see hash_embedder.cpp for the features).
+// Thread-safety: implementations must allow concurrent Embed() calls.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace ds::memory {
+
+using Vector = std::vector<float>;
+
+class Embedder {
+ public:
+  virtual ~Embedder() = default;
+  virtual const std::string& model() const = 0;
+  virtual int dim() const = 0;
+  // One vector per text, L2-normalised, in order. Unavailable when the
+  // provider cannot be reached (callers degrade to keyword search).
+  virtual Result<std::vector<Vector>> Embed(const std::vector<std::string>& texts) = 0;
+};
+
+class HashEmbedder : public Embedder {
+ public:
+  explicit HashEmbedder(int dim = 384);
+  const std::string& model() const override { return model_; }
+  int dim() const override { return dim_; }
+  Result<std::vector<Vector>> Embed(const std::vector<std::string>& texts) override;
+
+  // The single-text form, for tests and callers that hold one text.
+  Vector EmbedOne(std::string_view text) const;
+
+ private:
+  int dim_;
+  std::string model_;
+};
+
+}  // namespace ds::memory

@@ -1,0 +1,850 @@
+#include "memory/memory_service.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <cmath>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/clock.h"
+#include "core/encoding.h"
+#include "core/id.h"
+#include "core/json.h"
+#include "memory/fts_query.h"
+#include "memory/redaction.h"
+#include "store/projects.h"
+
+namespace ds::memory {
+namespace {
+
+constexpr char kMemoryCols[] =
+    "m.id, m.project_id, m.plan_id, m.phase_id, m.task_id, m.session_id, m.content, "
+    "m.content_type, m.content_format, m.source, m.file_path, m.keywords, m.content_hash, "
+    "m.relevance_score, m.access_count, m.last_accessed_at, m.pinned, m.archived, "
+    "m.superseded_by, m.created_at, m.updated_at";
+
+std::vector<std::string> DecodeList(const std::string& text) {
+  std::vector<std::string> out;
+  json::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_array()) return out;
+  for (const auto& item : v.get_array()) {
+    if (item.is_string()) out.emplace_back(item.get_string());
+  }
+  return out;
+}
+
+std::string EncodeList(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.emplace_back(s);
+  return json::serialize(a);
+}
+
+Memory ReadMemory(const Stmt& s) {
+  Memory m;
+  m.id = s.Int(0);
+  m.project_id = s.Text(1);
+  m.plan_id = s.OptText(2);
+  m.phase_id = s.OptText(3);
+  m.task_id = s.OptText(4);
+  m.session_id = s.OptText(5);
+  m.content = s.Text(6);
+  m.content_type = s.Text(7);
+  m.content_format = s.Text(8);
+  m.source = s.Text(9);
+  m.file_path = s.OptText(10);
+  m.keywords = DecodeList(s.Text(11));
+  m.content_hash = s.Text(12);
+  m.relevance_score = s.Double(13);
+  m.access_count = s.Int(14);
+  m.last_accessed_at = s.OptText(15);
+  m.pinned = s.Int(16) != 0;
+  m.archived = s.Int(17) != 0;
+  m.superseded_by = s.OptInt(18);
+  m.created_at = s.Text(19);
+  m.updated_at = s.Text(20);
+  return m;
+}
+
+std::string ContentHash(std::string_view content) {
+  unsigned char out[16];
+  crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(content.data()),
+                     content.size(), nullptr, 0);
+  char hex[33];
+  sodium_bin2hex(hex, sizeof hex, out, sizeof out);
+  return hex;
+}
+
+// The text that is embedded: content plus keywords (they describe it).
+std::string EmbeddingText(const std::string& content, const std::vector<std::string>& keywords) {
+  std::string text = content;
+  for (const auto& k : keywords) text += "\n" + k;
+  return text;
+}
+
+VectorMeta MetaFor(const std::string& content_type, bool archived, bool superseded) {
+  VectorMeta meta;
+  int idx = ContentTypeIndex(content_type);
+  meta.content_type_bit = idx >= 0 ? (1u << idx) : 0;
+  meta.live = !archived && !superseded;
+  return meta;
+}
+
+uint32_t TypeMask(const std::vector<std::string>& types) {
+  uint32_t mask = 0;
+  for (const auto& t : types) {
+    int idx = ContentTypeIndex(t);
+    if (idx >= 0) mask |= 1u << idx;
+  }
+  return mask;
+}
+
+Result<Memory> LoadMemory(Connection& c, int64_t id) {
+  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT ") + kMemoryCols +
+                                        " FROM semantic_memory m WHERE m.id = ?"));
+  s.Bind(1, id);
+  DS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::NotFound("memory " + std::to_string(id) + " does not exist");
+  return ReadMemory(s);
+}
+
+Status CheckExists(Connection& c, const char* table, const std::optional<std::string>& id,
+                   const char* field) {
+  if (!id) return Status::Ok();
+  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT 1 FROM ") + table + " WHERE id = ?"));
+  s.Bind(1, *id);
+  DS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) {
+    return Status::InvalidArgument(std::string("memory.") + field + ": " + *id +
+                                   " does not exist")
+        .WithDetail("field", field);
+  }
+  return Status::Ok();
+}
+
+Status WriteVector(Connection& c, int64_t memory_id, const std::string& model, const Vector& v) {
+  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+      "INSERT INTO memory_vectors(memory_id, model, dim, vec) VALUES(?,?,?,?)"
+      " ON CONFLICT(memory_id) DO UPDATE SET model = excluded.model, dim = excluded.dim,"
+      " vec = excluded.vec"));
+  s.Bind(1, memory_id).Bind(2, model).Bind(3, static_cast<int64_t>(v.size()));
+  s.BindBlob(4, v.data(), v.size() * sizeof(float));
+  return s.Run();
+}
+
+// Appends the SQL for a MemoryFilter (alias m) and returns binder closures.
+struct FilterSql {
+  std::string where;
+  std::vector<std::string> args;  // all text, bound in order
+};
+
+FilterSql BuildFilter(const MemoryFilter& f, const std::string& project_id) {
+  FilterSql out;
+  out.where = " m.project_id = ?";
+  out.args.push_back(project_id);
+  if (!f.include_archived) out.where += " AND m.archived = 0 AND m.superseded_by IS NULL";
+  if (!f.content_types.empty()) {
+    out.where += " AND m.content_type IN (SELECT value FROM json_each(?))";
+    out.args.push_back(EncodeList(f.content_types));
+  }
+  auto eq = [&](const char* col, const std::optional<std::string>& v) {
+    if (!v) return;
+    out.where += std::string(" AND m.") + col + " = ?";
+    out.args.push_back(*v);
+  };
+  eq("plan_id", f.plan_id);
+  eq("phase_id", f.phase_id);
+  eq("task_id", f.task_id);
+  eq("session_id", f.session_id);
+  eq("file_path", f.file_path);
+  if (f.since) {
+    out.where += " AND m.created_at >= ?";
+    out.args.push_back(*f.since);
+  }
+  if (f.until) {
+    out.where += " AND m.created_at < ?";
+    out.args.push_back(*f.until);
+  }
+  return out;
+}
+
+bool NeedsIdFilter(const MemoryFilter& f) {
+  return f.plan_id || f.phase_id || f.task_id || f.session_id || f.file_path || f.since || f.until;
+}
+
+std::string AgeText(const std::string& created_at) {
+  auto ms = ParseTimestamp(created_at);
+  if (!ms) return "";
+  int64_t secs = std::max<int64_t>(0, (NowMillis() - *ms) / 1000);
+  if (secs < 60) return "just now";
+  if (secs < 3600) return std::to_string(secs / 60) + "m ago";
+  if (secs < 86400) return std::to_string(secs / 3600) + "h ago";
+  return std::to_string(secs / 86400) + "d ago";
+}
+
+bool IsCodeFormat(const std::string& format) {
+  return format != "text" && format != "markdown" && format != "md" && format != "plain";
+}
+
+}  // namespace
+
+// ---------------- fusion and context (pure) ----------------
+
+std::vector<FusedHit> FuseRrf(const std::vector<int64_t>& keyword,
+                              const std::vector<int64_t>& vector, double keyword_weight,
+                              double vector_weight, int k) {
+  std::unordered_map<int64_t, FusedHit> by_id;
+  for (size_t i = 0; i < keyword.size(); ++i) {
+    auto& h = by_id.try_emplace(keyword[i], FusedHit{keyword[i], 0, {}, {}}).first->second;
+    if (h.keyword_rank) continue;  // first occurrence wins
+    h.keyword_rank = static_cast<int>(i + 1);
+    h.score += keyword_weight / (k + static_cast<double>(i + 1));
+  }
+  for (size_t i = 0; i < vector.size(); ++i) {
+    auto& h = by_id.try_emplace(vector[i], FusedHit{vector[i], 0, {}, {}}).first->second;
+    if (h.vector_rank) continue;
+    h.vector_rank = static_cast<int>(i + 1);
+    h.score += vector_weight / (k + static_cast<double>(i + 1));
+  }
+  std::vector<FusedHit> out;
+  out.reserve(by_id.size());
+  for (auto& [id, h] : by_id) out.push_back(h);
+  std::sort(out.begin(), out.end(), [](const FusedHit& a, const FusedHit& b) {
+    if (a.score != b.score) return a.score > b.score;
+    return a.id > b.id;  // newer first on ties
+  });
+  return out;
+}
+
+ContextResult AssembleContext(const std::vector<SearchHit>& hits, int budget, bool diversity) {
+  ContextResult out;
+  std::vector<const SearchHit*> order;
+  if (diversity) {
+    // Round-robin over content types, each type keeping its rank order.
+    std::map<std::string, std::vector<const SearchHit*>> by_type;
+    std::vector<std::string> type_order;
+    for (const auto& h : hits) {
+      if (!by_type.count(h.memory.content_type)) type_order.push_back(h.memory.content_type);
+      by_type[h.memory.content_type].push_back(&h);
+    }
+    for (size_t round = 0; order.size() < hits.size(); ++round) {
+      for (const auto& t : type_order) {
+        if (round < by_type[t].size()) order.push_back(by_type[t][round]);
+      }
+    }
+  } else {
+    for (const auto& h : hits) order.push_back(&h);
+  }
+  constexpr int kMinTruncatedTokens = 32;
+  for (const SearchHit* h : order) {
+    const Memory& m = h->memory;
+    std::string header = "## Memory " + std::to_string(m.id) + " · " + m.content_type;
+    if (m.file_path) header += " · " + *m.file_path;
+    std::string age = AgeText(m.created_at);
+    if (!age.empty()) header += " · " + age;
+    header += "\n";
+    bool fence = IsCodeFormat(m.content_format);
+    std::string open = fence ? "```" + m.content_format + "\n" : "";
+    std::string close = fence ? "\n```\n" : "\n";
+    std::string block = header + open + m.content + close + "\n";
+    int tokens = EstimateTokens(block);
+    int left = budget - out.tokens;
+    if (tokens <= left) {
+      out.context += block;
+      out.tokens += tokens;
+      out.memory_ids.push_back(m.id);
+      continue;
+    }
+    if (left >= kMinTruncatedTokens) {
+      const std::string marker = "\n…[truncated]";
+      int64_t room = static_cast<int64_t>(left) * 4 -
+                     static_cast<int64_t>(header.size() + open.size() + close.size() +
+                                          marker.size() + 1);
+      if (room > 0) {
+        std::string cut = m.content.substr(0, static_cast<size_t>(room));
+        // Do not split a UTF-8 sequence.
+        while (!cut.empty() && (static_cast<unsigned char>(cut.back()) & 0xC0) == 0x80) cut.pop_back();
+        if (!cut.empty() && static_cast<unsigned char>(cut.back()) >= 0xC0) cut.pop_back();
+        std::string tblock = header + open + cut + marker + close + "\n";
+        int ttokens = EstimateTokens(tblock);
+        if (ttokens <= left) {
+          out.context += tblock;
+          out.tokens += ttokens;
+          out.memory_ids.push_back(m.id);
+        }
+      }
+    }
+    out.truncated = true;
+    break;
+  }
+  return out;
+}
+
+// ---------------- service ----------------
+
+struct MemoryService::Prepared {
+  MemoryInput input;
+  std::string hash;
+  int redactions = 0;
+  Vector vector;
+  bool embedded = false;
+};
+
+MemoryService::MemoryService(Database& db, Embedder& embedder)
+    : db_(db), embedder_(embedder), index_(embedder.dim()) {}
+
+Status MemoryService::LoadIndex() {
+  return db_.Read([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+        "SELECT v.memory_id, m.project_id, v.vec, m.content_type, m.archived,"
+        " m.superseded_by IS NOT NULL FROM memory_vectors v"
+        " JOIN semantic_memory m ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ?"));
+    s.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim()));
+    for (;;) {
+      DS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      std::string_view blob = s.Blob(2);
+      if (blob.size() != static_cast<size_t>(embedder_.dim()) * sizeof(float)) continue;
+      Vector v(static_cast<size_t>(embedder_.dim()));
+      std::memcpy(v.data(), blob.data(), blob.size());
+      index_.Upsert(s.Text(1), s.Int(0), v.data(),
+                    MetaFor(s.Text(3), s.Int(4) != 0, s.Int(5) != 0));
+    }
+    return Status::Ok();
+  });
+}
+
+Result<MemoryService::Prepared> MemoryService::Prepare(const MemoryInput& input) {
+  Prepared p;
+  p.input = input;
+  Redaction r = RedactSecrets(input.content);
+  p.redactions = r.count;
+  p.input.content = std::move(r.text);
+  for (auto& k : p.input.keywords) {
+    Redaction rk = RedactSecrets(k);
+    p.redactions += rk.count;
+    k = std::move(rk.text);
+  }
+  p.hash = ContentHash(p.input.content);
+  return p;
+}
+
+Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<MemoryInput>& inputs) {
+  std::vector<Prepared> prepared;
+  prepared.reserve(inputs.size());
+  for (const auto& in : inputs) {
+    DS_ASSIGN_OR_RETURN(Prepared p, Prepare(in));
+    prepared.push_back(std::move(p));
+  }
+  // Embed outside the write transaction. A failing embedder does not lose
+  // the write: the memory is stored without a vector and picked up by Reembed.
+  {
+    std::vector<std::string> texts;
+    texts.reserve(prepared.size());
+    for (const auto& p : prepared) texts.push_back(EmbeddingText(p.input.content, p.input.keywords));
+    auto vectors = embedder_.Embed(texts);
+    if (vectors.ok() && vectors->size() == prepared.size()) {
+      for (size_t i = 0; i < prepared.size(); ++i) {
+        prepared[i].vector = std::move((*vectors)[i]);
+        prepared[i].embedded = prepared[i].vector.size() == static_cast<size_t>(embedder_.dim());
+      }
+    }
+  }
+  std::vector<StoreResult> results(prepared.size());
+  struct IndexOp {
+    std::string partition;
+    int64_t id;
+    size_t prepared_index;
+    std::vector<int64_t> superseded;
+  };
+  std::vector<IndexOp> ops;
+  Status st = db_.Write([&](Connection& c) -> Status {
+    ops.clear();
+    std::string now = NowTimestamp();
+    std::unordered_map<std::string, Project> projects;
+    for (size_t i = 0; i < prepared.size(); ++i) {
+      const MemoryInput& in = prepared[i].input;
+      std::string key = in.project.value_or(kDefaultProject);
+      auto pit = projects.find(key);
+      if (pit == projects.end()) {
+        DS_ASSIGN_OR_RETURN(Project proj, ProjectForWrite(c, in.project));
+        pit = projects.emplace(key, proj).first;
+      }
+      const std::string& project_id = pit->second.id;
+      // Dedup: identical content in the same project returns the existing memory.
+      DS_ASSIGN_OR_RETURN(Stmt find, c.Prepare("SELECT id, archived FROM semantic_memory "
+                                               "WHERE project_id = ? AND content_hash = ?"));
+      find.Bind(1, project_id).Bind(2, prepared[i].hash);
+      DS_ASSIGN_OR_RETURN(bool exists, find.Step());
+      if (exists) {
+        int64_t id = find.Int(0);
+        bool archived = find.Int(1) != 0;
+        if (archived) {
+          // Storing it again means it matters again.
+          DS_ASSIGN_OR_RETURN(Stmt revive, c.Prepare("UPDATE semantic_memory SET archived = 0, "
+                                                     "updated_at = ? WHERE id = ?"));
+          revive.Bind(1, now).Bind(2, id);
+          DS_RETURN_IF_ERROR(revive.Run());
+        }
+        DS_ASSIGN_OR_RETURN(Memory m, LoadMemory(c, id));
+        results[i] = StoreResult{std::move(m), true, prepared[i].redactions, {}};
+        if (archived) ops.push_back({project_id, id, SIZE_MAX, {}});
+        continue;
+      }
+      DS_RETURN_IF_ERROR(CheckExists(c, "intervention_plans", in.plan_id, "plan_id"));
+      DS_RETURN_IF_ERROR(CheckExists(c, "phases", in.phase_id, "phase_id"));
+      DS_RETURN_IF_ERROR(CheckExists(c, "micro_tasks", in.task_id, "task_id"));
+      DS_RETURN_IF_ERROR(CheckExists(c, "work_sessions", in.session_id, "session_id"));
+      DS_ASSIGN_OR_RETURN(Stmt ins, c.Prepare(
+          "INSERT INTO semantic_memory(project_id, plan_id, phase_id, task_id, session_id,"
+          " content, content_type, content_format, source, file_path, keywords, content_hash,"
+          " relevance_score, pinned, created_at, updated_at)"
+          " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+      ins.Bind(1, project_id).Bind(2, in.plan_id).Bind(3, in.phase_id).Bind(4, in.task_id);
+      ins.Bind(5, in.session_id).Bind(6, in.content).Bind(7, in.content_type);
+      ins.Bind(8, in.content_format).Bind(9, in.source.value_or("api")).Bind(10, in.file_path);
+      ins.Bind(11, EncodeList(in.keywords)).Bind(12, prepared[i].hash);
+      ins.Bind(13, in.relevance_score).Bind(14, static_cast<int64_t>(in.pinned));
+      ins.Bind(15, now).Bind(16, now);
+      DS_RETURN_IF_ERROR(ins.Run());
+      int64_t id = c.LastInsertRowid();
+      if (prepared[i].embedded) {
+        DS_RETURN_IF_ERROR(WriteVector(c, id, embedder_.model(), prepared[i].vector));
+      }
+      std::vector<int64_t> superseded;
+      if (in.file_path) {
+        DS_ASSIGN_OR_RETURN(Stmt olds, c.Prepare(
+            "SELECT id FROM semantic_memory WHERE project_id = ? AND file_path = ?"
+            " AND content_type = ? AND id <> ? AND superseded_by IS NULL"));
+        olds.Bind(1, project_id).Bind(2, *in.file_path).Bind(3, in.content_type).Bind(4, id);
+        for (;;) {
+          DS_ASSIGN_OR_RETURN(bool row, olds.Step());
+          if (!row) break;
+          superseded.push_back(olds.Int(0));
+        }
+        for (int64_t old : superseded) {
+          DS_ASSIGN_OR_RETURN(Stmt sup, c.Prepare("UPDATE semantic_memory SET superseded_by = ?,"
+                                                  " updated_at = ? WHERE id = ?"));
+          sup.Bind(1, id).Bind(2, now).Bind(3, old);
+          DS_RETURN_IF_ERROR(sup.Run());
+        }
+      }
+      DS_ASSIGN_OR_RETURN(Memory m, LoadMemory(c, id));
+      results[i] = StoreResult{std::move(m), false, prepared[i].redactions, superseded};
+      ops.push_back({project_id, id, i, std::move(superseded)});
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  // Mirror the committed rows in the index.
+  for (const auto& op : ops) {
+    if (op.prepared_index == SIZE_MAX) {
+      // A revived (un-archived) duplicate: mark it live again.
+      for (const auto& r : results) {
+        if (r.memory.id == op.id) {
+          index_.SetMeta(op.partition, op.id, MetaFor(r.memory.content_type, false,
+                                                     r.memory.superseded_by.has_value()));
+        }
+      }
+      continue;
+    }
+    const Prepared& p = prepared[op.prepared_index];
+    if (p.embedded) {
+      index_.Upsert(op.partition, op.id, p.vector.data(),
+                    MetaFor(p.input.content_type, false, false));
+    }
+    for (int64_t old : op.superseded) {
+      index_.SetMeta(op.partition, old, MetaFor(p.input.content_type, false, true));
+    }
+  }
+  return results;
+}
+
+Result<StoreResult> MemoryService::Store(const MemoryInput& input) {
+  DS_ASSIGN_OR_RETURN(auto results, StoreBatch({input}));
+  return std::move(results[0]);
+}
+
+Result<Memory> MemoryService::Get(int64_t id) {
+  std::optional<Memory> out;
+  DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(Memory m, LoadMemory(c, id));
+    out = std::move(m);
+    return Status::Ok();
+  }));
+  return *out;
+}
+
+Result<MemoryService::Page> MemoryService::List(const MemoryFilter& f) {
+  Page page;
+  int64_t after = INT64_MAX;  // newest first: ids below the cursor
+  if (f.cursor && !f.cursor->empty()) {
+    auto raw = Base64UrlDecode(*f.cursor);
+    char* end = nullptr;
+    if (!raw || raw->rfind("before:", 0) != 0 ||
+        (after = std::strtoll(raw->c_str() + 7, &end, 10), *end != '\0') || after <= 0) {
+      return Status::InvalidArgument("cursor is not a cursor this server issued")
+          .WithDetail("field", "cursor");
+    }
+  }
+  int limit = std::clamp(f.limit, 1, 500);
+  DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(auto project_id, ProjectIdForRead(c, f.project));
+    if (!project_id) return Status::Ok();
+    FilterSql fs = BuildFilter(f, *project_id);
+    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT ") + kMemoryCols +
+                                          " FROM semantic_memory m WHERE" + fs.where +
+                                          " AND m.id < ? ORDER BY m.id DESC LIMIT ?"));
+    int i = 1;
+    for (const auto& a : fs.args) s.Bind(i++, a);
+    s.Bind(i, after);
+    s.Bind(i + 1, static_cast<int64_t>(limit + 1));
+    for (;;) {
+      DS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      page.items.push_back(ReadMemory(s));
+    }
+    return Status::Ok();
+  }));
+  if (static_cast<int>(page.items.size()) > limit) {
+    page.items.pop_back();
+    page.next_cursor = Base64UrlEncode("before:" + std::to_string(page.items.back().id));
+  }
+  return page;
+}
+
+Result<Memory> MemoryService::Update(int64_t id, const MemoryPatch& patch) {
+  std::optional<Prepared> prepared;
+  if (patch.content || patch.keywords) {
+    // Re-embed outside the transaction from the would-be new text.
+    DS_ASSIGN_OR_RETURN(Memory cur, Get(id));
+    MemoryInput in;
+    in.content = patch.content.value_or(cur.content);
+    in.keywords = patch.keywords.value_or(cur.keywords);
+    in.content_type = patch.content_type.value_or(cur.content_type);
+    DS_ASSIGN_OR_RETURN(Prepared p, Prepare(in));
+    auto vecs = embedder_.Embed({EmbeddingText(p.input.content, p.input.keywords)});
+    if (vecs.ok() && vecs->size() == 1) {
+      p.vector = std::move((*vecs)[0]);
+      p.embedded = true;
+    }
+    prepared = std::move(p);
+  }
+  std::optional<Memory> out;
+  DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(Memory m, LoadMemory(c, id));
+    if (prepared) {
+      if (prepared->hash != m.content_hash) {
+        DS_ASSIGN_OR_RETURN(Stmt dup, c.Prepare("SELECT id FROM semantic_memory WHERE "
+                                                "project_id = ? AND content_hash = ? AND id <> ?"));
+        dup.Bind(1, m.project_id).Bind(2, prepared->hash).Bind(3, id);
+        DS_ASSIGN_OR_RETURN(bool row, dup.Step());
+        if (row) {
+          return Status::Conflict("memory " + std::to_string(dup.Int(0)) +
+                                  " already has this content")
+              .WithDetail("existing_id", dup.Int(0));
+        }
+      }
+      m.content = prepared->input.content;
+      m.keywords = prepared->input.keywords;
+      m.content_hash = prepared->hash;
+    }
+    if (patch.content_type) m.content_type = *patch.content_type;
+    if (patch.content_format) m.content_format = *patch.content_format;
+    if (patch.relevance_score) m.relevance_score = *patch.relevance_score;
+    if (patch.pinned) m.pinned = *patch.pinned;
+    if (patch.archived) m.archived = *patch.archived;
+    m.updated_at = NowTimestamp();
+    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+        "UPDATE semantic_memory SET content=?2, keywords=?3, content_hash=?4, content_type=?5,"
+        " content_format=?6, relevance_score=?7, pinned=?8, archived=?9, updated_at=?10"
+        " WHERE id=?1"));
+    s.Bind(1, id).Bind(2, m.content).Bind(3, EncodeList(m.keywords)).Bind(4, m.content_hash);
+    s.Bind(5, m.content_type).Bind(6, m.content_format).Bind(7, m.relevance_score);
+    s.Bind(8, static_cast<int64_t>(m.pinned)).Bind(9, static_cast<int64_t>(m.archived));
+    s.Bind(10, m.updated_at);
+    DS_RETURN_IF_ERROR(s.Run());
+    if (prepared && prepared->embedded) {
+      DS_RETURN_IF_ERROR(WriteVector(c, id, embedder_.model(), prepared->vector));
+    }
+    out = std::move(m);
+    return Status::Ok();
+  }));
+  if (prepared && prepared->embedded) {
+    index_.Upsert(out->project_id, id, prepared->vector.data(),
+                  MetaFor(out->content_type, out->archived, out->superseded_by.has_value()));
+  } else {
+    index_.SetMeta(out->project_id, id,
+                   MetaFor(out->content_type, out->archived, out->superseded_by.has_value()));
+  }
+  return *out;
+}
+
+Result<Memory> MemoryService::Forget(int64_t id) {
+  MemoryPatch p;
+  p.archived = true;
+  return Update(id, p);
+}
+
+Status MemoryService::Delete(int64_t id) {
+  Memory deleted;
+  struct Released {
+    int64_t id;
+    std::string content_type;
+    bool archived;
+  };
+  std::vector<Released> released;  // older snapshots this one superseded
+  DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(deleted, LoadMemory(c, id));
+    DS_ASSIGN_OR_RETURN(Stmt olds, c.Prepare("SELECT id, content_type, archived FROM "
+                                             "semantic_memory WHERE superseded_by = ?"));
+    olds.Bind(1, id);
+    for (;;) {
+      DS_ASSIGN_OR_RETURN(bool row, olds.Step());
+      if (!row) break;
+      released.push_back({olds.Int(0), olds.Text(1), olds.Int(2) != 0});
+    }
+    // The foreign key (ON DELETE SET NULL) makes those snapshots current again.
+    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM semantic_memory WHERE id = ?"));
+    s.Bind(1, id);
+    return s.Run();
+  }));
+  index_.Remove(deleted.project_id, id);
+  for (const auto& r : released) {
+    index_.SetMeta(deleted.project_id, r.id, MetaFor(r.content_type, r.archived, false));
+  }
+  return Status::Ok();
+}
+
+Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
+  auto t0 = std::chrono::steady_clock::now();
+  SearchResult result;
+  const MemoryFilter& f = q.filter;
+  size_t limit = static_cast<size_t>(std::clamp(f.limit, 1, 100));
+  size_t fetch = std::max<size_t>(limit * 4, 50);
+
+  // Embed the query first (outside any transaction); failure degrades.
+  Vector qvec;
+  bool want_vector = q.mode != SearchMode::kKeyword;
+  if (want_vector) {
+    auto v = embedder_.Embed({q.query});
+    if (v.ok() && v->size() == 1 && (*v)[0].size() == static_cast<size_t>(embedder_.dim())) {
+      qvec = std::move((*v)[0]);
+    } else {
+      result.degraded = true;
+      result.degraded_reason = v.ok() ? "embedder returned no vector" : v.status().message();
+    }
+  }
+  bool use_vector = want_vector && !qvec.empty();
+  bool use_keyword = q.mode != SearchMode::kVector || result.degraded;
+
+  std::vector<int64_t> keyword_ids;
+  std::unordered_map<int64_t, double> bm25;
+  std::vector<int64_t> vector_ids;
+  std::unordered_map<int64_t, double> similarity;
+  std::unordered_map<int64_t, Memory> rows;
+  std::optional<std::string> project_id;
+
+  DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(project_id, ProjectIdForRead(c, f.project));
+    if (!project_id) return Status::Ok();
+    FilterSql fs = BuildFilter(f, *project_id);
+    if (use_keyword) {
+      std::string match = BuildFtsQuery(q.query);
+      if (!match.empty()) {
+        DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+            "SELECT m.id, bm25(memory_fts) AS score FROM memory_fts"
+            " JOIN semantic_memory m ON m.id = memory_fts.rowid"
+            " WHERE memory_fts MATCH ? AND" + fs.where + " ORDER BY score LIMIT ?"));
+        int i = 1;
+        s.Bind(i++, match);
+        for (const auto& a : fs.args) s.Bind(i++, a);
+        s.Bind(i++, static_cast<int64_t>(fetch));
+        for (;;) {
+          DS_ASSIGN_OR_RETURN(bool row, s.Step());
+          if (!row) break;
+          keyword_ids.push_back(s.Int(0));
+          bm25[s.Int(0)] = s.Double(1);
+        }
+      }
+    }
+    if (use_vector) {
+      std::unordered_set<int64_t> allowed;
+      bool restrict_ids = NeedsIdFilter(f);
+      if (restrict_ids) {
+        DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT m.id FROM semantic_memory m WHERE" +
+                                              fs.where));
+        int i = 1;
+        for (const auto& a : fs.args) s.Bind(i++, a);
+        for (;;) {
+          DS_ASSIGN_OR_RETURN(bool row, s.Step());
+          if (!row) break;
+          allowed.insert(s.Int(0));
+        }
+      }
+      std::function<bool(int64_t)> accept;
+      if (restrict_ids) accept = [&allowed](int64_t id) { return allowed.count(id) > 0; };
+      auto hits = index_.Search(*project_id, qvec.data(), fetch, TypeMask(f.content_types),
+                                f.include_archived, accept);
+      for (const auto& h : hits) {
+        vector_ids.push_back(h.memory_id);
+        similarity[h.memory_id] = h.similarity;
+      }
+    }
+    return Status::Ok();
+  }));
+
+  std::vector<FusedHit> fused;
+  if (use_vector && use_keyword) {
+    fused = FuseRrf(keyword_ids, vector_ids, q.keyword_weight, q.vector_weight);
+  } else if (use_vector) {
+    fused = FuseRrf({}, vector_ids, 0, 1);
+  } else {
+    fused = FuseRrf(keyword_ids, {}, 1, 0);
+  }
+  if (fused.size() > limit) fused.resize(limit);
+
+  if (!fused.empty()) {
+    std::string ids = "[";
+    for (size_t i = 0; i < fused.size(); ++i) ids += (i ? "," : "") + std::to_string(fused[i].id);
+    ids += "]";
+    DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+      DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT ") + kMemoryCols +
+                                            " FROM semantic_memory m WHERE m.id IN"
+                                            " (SELECT value FROM json_each(?))"));
+      s.Bind(1, ids);
+      for (;;) {
+        DS_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        Memory m = ReadMemory(s);
+        rows.emplace(m.id, std::move(m));
+      }
+      return Status::Ok();
+    }));
+  }
+  std::vector<int64_t> returned;
+  for (const auto& fh : fused) {
+    auto it = rows.find(fh.id);
+    if (it == rows.end()) continue;  // deleted between the two reads
+    SearchHit hit;
+    hit.memory = std::move(it->second);
+    hit.score = fh.score;
+    hit.keyword_rank = fh.keyword_rank;
+    hit.vector_rank = fh.vector_rank;
+    if (auto s = similarity.find(fh.id); s != similarity.end()) hit.similarity = s->second;
+    if (auto b = bm25.find(fh.id); b != bm25.end()) hit.bm25 = b->second;
+    returned.push_back(fh.id);
+    result.hits.push_back(std::move(hit));
+  }
+  if (q.record_access && !returned.empty()) {
+    std::string ids = "[";
+    for (size_t i = 0; i < returned.size(); ++i) ids += (i ? "," : "") + std::to_string(returned[i]);
+    ids += "]";
+    std::string now = NowTimestamp();
+    Status st = db_.Write([&](Connection& c) -> Status {
+      DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+          "UPDATE semantic_memory SET access_count = access_count + 1, last_accessed_at = ?"
+          " WHERE id IN (SELECT value FROM json_each(?))"));
+      s.Bind(1, now).Bind(2, ids);
+      return s.Run();
+    });
+    if (st.ok()) {
+      for (auto& h : result.hits) {
+        h.memory.access_count += 1;
+        h.memory.last_accessed_at = now;
+      }
+    }
+  }
+  result.took_ms = std::round(std::chrono::duration<double, std::milli>(
+                                  std::chrono::steady_clock::now() - t0)
+                                  .count() *
+                              1000) /
+                   1000;
+  return result;
+}
+
+Result<ContextResult> MemoryService::Context(const ContextQuery& q) {
+  SearchQuery sq;
+  sq.query = q.query;
+  sq.filter = q.filter;
+  sq.filter.limit = std::max(q.filter.limit, 20);
+  DS_ASSIGN_OR_RETURN(SearchResult sr, Search(sq));
+  ContextResult out = AssembleContext(sr.hits, q.token_budget, q.diversity);
+  out.degraded = sr.degraded;
+  return out;
+}
+
+Result<MemoryStats> MemoryService::Stats(const std::optional<std::string>& project) {
+  MemoryStats st;
+  st.model = embedder_.model();
+  st.dim = embedder_.dim();
+  DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(auto project_id, ProjectIdForRead(c, project));
+    if (!project_id) return Status::Ok();
+    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+        "SELECT count(*), coalesce(sum(archived), 0), coalesce(sum(superseded_by IS NOT NULL), 0),"
+        " (SELECT count(*) FROM memory_vectors v JOIN semantic_memory x ON x.id = v.memory_id"
+        "  WHERE x.project_id = ?1 AND v.model = ?2)"
+        " FROM semantic_memory WHERE project_id = ?1"));
+    s.Bind(1, *project_id).Bind(2, embedder_.model());
+    DS_RETURN_IF_ERROR(s.Step().status());
+    st.memories = s.Int(0);
+    st.archived = s.Int(1);
+    st.superseded = s.Int(2);
+    st.vectors = s.Int(3);
+    st.indexed = static_cast<int64_t>(index_.Size(*project_id));
+    return Status::Ok();
+  }));
+  st.vector_bytes = static_cast<int64_t>(index_.VectorBytes());
+  return st;
+}
+
+Result<int64_t> MemoryService::Reembed(int batch_size) {
+  int64_t total = 0;
+  for (;;) {
+    struct Row {
+      int64_t id;
+      std::string project_id, text, content_type;
+      bool archived, superseded;
+    };
+    std::vector<Row> rows;
+    DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+      DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+          "SELECT m.id, m.project_id, m.content, m.keywords, m.content_type, m.archived,"
+          " m.superseded_by IS NOT NULL FROM semantic_memory m"
+          " WHERE NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.memory_id = m.id"
+          "   AND v.model = ? AND v.dim = ?) ORDER BY m.id LIMIT ?"));
+      s.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim()));
+      s.Bind(3, static_cast<int64_t>(batch_size));
+      for (;;) {
+        DS_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        rows.push_back({s.Int(0), s.Text(1), EmbeddingText(s.Text(2), DecodeList(s.Text(3))),
+                        s.Text(4), s.Int(5) != 0, s.Int(6) != 0});
+      }
+      return Status::Ok();
+    }));
+    if (rows.empty()) return total;
+    std::vector<std::string> texts;
+    for (const auto& r : rows) texts.push_back(r.text);
+    DS_ASSIGN_OR_RETURN(auto vectors, embedder_.Embed(texts));
+    if (vectors.size() != rows.size()) return Status::Internal("embedder returned a short batch");
+    DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
+      for (size_t i = 0; i < rows.size(); ++i) {
+        DS_RETURN_IF_ERROR(WriteVector(c, rows[i].id, embedder_.model(), vectors[i]));
+      }
+      return Status::Ok();
+    }));
+    for (size_t i = 0; i < rows.size(); ++i) {
+      index_.Upsert(rows[i].project_id, rows[i].id, vectors[i].data(),
+                    MetaFor(rows[i].content_type, rows[i].archived, rows[i].superseded));
+    }
+    total += static_cast<int64_t>(rows.size());
+  }
+}
+
+}  // namespace ds::memory

@@ -1,0 +1,83 @@
+// MemoryService owns DevStream's cross-session memory: storing (redaction,
+// dedup by content hash, supersede by file path, embedding), the lifecycle
+// (update, forget = archive, delete, pin), hybrid search (FTS5 BM25 + exact
+// vector scan fused by Reciprocal Rank Fusion) and budgeted context assembly.
+// REST, MCP, hooks and the CLI are thin adapters over it.
+//
+// Invariants: a memory row, its FTS row (triggers) and its vector (same write
+// transaction) never disagree; the in-memory VectorIndex mirrors the
+// memory_vectors rows of the embedder's model for memories written through
+// this process (other processes' writes: see docs/architecture.md);
+// search never mixes models; archived and superseded memories are excluded
+// unless asked for.
+// Thread-safety: all methods may be called concurrently.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "memory/embedder.h"
+#include "memory/model.h"
+#include "memory/vector_index.h"
+#include "store/database.h"
+
+namespace ds::memory {
+
+class MemoryService {
+ public:
+  MemoryService(Database& db, Embedder& embedder);
+
+  // Loads this model's vectors into the index; call once before serving.
+  Status LoadIndex();
+
+  Result<StoreResult> Store(const MemoryInput& input);
+  // All-or-nothing: one transaction for the whole batch.
+  Result<std::vector<StoreResult>> StoreBatch(const std::vector<MemoryInput>& inputs);
+  Result<Memory> Get(int64_t id);
+  struct Page {
+    std::vector<Memory> items;
+    std::optional<std::string> next_cursor;
+  };
+  Result<Page> List(const MemoryFilter& filter);
+  Result<Memory> Update(int64_t id, const MemoryPatch& patch);
+  Result<Memory> Forget(int64_t id);  // archive
+  Status Delete(int64_t id);
+
+  Result<SearchResult> Search(const SearchQuery& query);
+  Result<ContextResult> Context(const ContextQuery& query);
+  Result<MemoryStats> Stats(const std::optional<std::string>& project);
+
+  // Embeds every memory lacking a vector for the current model (after a model
+  // change or an import). Returns how many were embedded.
+  Result<int64_t> Reembed(int batch_size = 256);
+
+  const Embedder& embedder() const { return embedder_; }
+
+ private:
+  struct Prepared;  // an input after redaction, hashing and embedding
+  Result<Prepared> Prepare(const MemoryInput& input);
+
+  Database& db_;
+  Embedder& embedder_;
+  VectorIndex index_;
+};
+
+// Reciprocal Rank Fusion of two ranked id lists (best first):
+// score(id) = wk / (k + rank_k) + wv / (k + rank_v), ranks 1-based.
+struct FusedHit {
+  int64_t id;
+  double score;
+  std::optional<int> keyword_rank, vector_rank;
+};
+std::vector<FusedHit> FuseRrf(const std::vector<int64_t>& keyword,
+                              const std::vector<int64_t>& vector, double keyword_weight,
+                              double vector_weight, int k = 60);
+
+// Greedy fill of `budget` tokens with the hits in order (or interleaved by
+// content type when `diversity`); the last memory that does not fit is
+// truncated when at least 32 tokens remain.
+ContextResult AssembleContext(const std::vector<SearchHit>& hits, int budget, bool diversity);
+
+}  // namespace ds::memory

@@ -1,0 +1,51 @@
+#include "memory/simd.h"
+
+namespace ds::memory {
+
+// Sixteen independent accumulators let the compiler vectorise without
+// reassociating a single sum (no -ffast-math needed); each clone gets the
+// widest registers its target has.
+#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define DS_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define DS_SIMD_CLONES
+#endif
+
+DS_SIMD_CLONES
+float Dot(const float* a, const float* b, size_t n) {
+  float acc[16] = {0};
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int j = 0; j < 16; ++j) acc[j] += a[i + j] * b[i + j];
+  }
+  float tail = 0;
+  for (; i < n; ++i) tail += a[i] * b[i];
+  float s = 0;
+  for (int j = 0; j < 16; ++j) s += acc[j];
+  return s + tail;
+}
+
+DS_SIMD_CLONES
+void DotBatch(const float* query, const float* rows, size_t dim, size_t count, float* out) {
+  for (size_t r = 0; r < count; ++r) {
+    const float* row = rows + r * dim;
+    float acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= dim; i += 16) {
+      for (int j = 0; j < 16; ++j) acc[j] += query[i + j] * row[i + j];
+    }
+    float tail = 0;
+    for (; i < dim; ++i) tail += query[i] * row[i];
+    float s = 0;
+    for (int j = 0; j < 16; ++j) s += acc[j];
+    out[r] = s + tail;
+  }
+}
+
+float DotScalar(const float* a, const float* b, size_t n) {
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * b[i];
+  return static_cast<float>(s);
+}
+
+}  // namespace ds::memory

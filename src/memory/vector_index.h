@@ -1,0 +1,80 @@
+// VectorIndex keeps the embeddings of one model in memory, partitioned by
+// project, and answers exact top-k nearest-neighbour queries (inner product of
+// L2-normalised vectors = cosine similarity) with a SIMD scan.
+// Representation: per partition one contiguous row-major float array plus
+// parallel arrays of memory ids and per-row flags; a hash map finds a row by
+// memory id. Remove swaps the last row into the hole, so rows stay dense and
+// the scan touches only live bytes.
+// Thread-safety: all methods may be called concurrently; searches share a
+// reader lock per index, mutations take it exclusively.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace ds::memory {
+
+struct VectorHit {
+  int64_t memory_id;
+  float similarity;
+};
+
+// Per-row metadata the scan can filter on without touching the database.
+struct VectorMeta {
+  uint32_t content_type_bit = 0;  // 1 << index of the content type
+  bool live = true;               // false when archived or superseded
+};
+
+class VectorIndex {
+ public:
+  explicit VectorIndex(int dim);
+  int dim() const { return dim_; }
+
+  // Inserts or replaces the vector of `memory_id` in `partition`.
+  void Upsert(const std::string& partition, int64_t memory_id, const float* vec,
+              VectorMeta meta);
+  void SetMeta(const std::string& partition, int64_t memory_id, VectorMeta meta);
+  void Remove(const std::string& partition, int64_t memory_id);
+  // Top-k by similarity among rows whose type bit is in `type_mask` (0 = all)
+  // and that are live unless `include_dead`; `accept` (may be empty) filters further.
+  std::vector<VectorHit> Search(const std::string& partition, const float* query, size_t k,
+                                uint32_t type_mask, bool include_dead,
+                                const std::function<bool(int64_t)>& accept = {}) const;
+  size_t Size(const std::string& partition) const;
+  size_t TotalSize() const;
+  // Bytes held by vector rows (for stats and memory budgets).
+  size_t VectorBytes() const;
+
+ private:
+  struct Partition {
+    std::vector<float> rows;
+    std::vector<int64_t> ids;
+    std::vector<VectorMeta> meta;
+    std::unordered_map<int64_t, size_t> slot;
+  };
+
+  int dim_;
+  mutable std::shared_mutex mu_;
+  std::unordered_map<std::string, Partition> partitions_;
+};
+
+// Keeps the k largest (similarity, id) pairs seen; ties prefer the smaller id.
+class TopK {
+ public:
+  explicit TopK(size_t k) : k_(k) {}
+  void Push(int64_t id, float score);
+  // Best first.
+  std::vector<VectorHit> Take();
+  float threshold() const;
+  bool full() const { return heap_.size() >= k_; }
+
+ private:
+  size_t k_;
+  std::vector<VectorHit> heap_;  // min-heap on (similarity, -id)
+};
+
+}  // namespace ds::memory
