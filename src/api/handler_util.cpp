@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <set>
 
+#include "core/encoding.h"
+
 namespace ds::api {
 
 
@@ -44,6 +46,7 @@ Result<std::optional<int64_t>> MergeVersion(const Request& req, std::optional<in
 
 // Validates the query string: only `allowed` keys, each at most once.
 Status CheckQuery(const Request& req, std::initializer_list<std::string_view> allowed) {
+  DS_RETURN_IF_ERROR(CheckHeaders(req));
   std::set<std::string> seen;
   for (const auto& [k, v] : req.query) {
     bool ok = false;
@@ -100,10 +103,21 @@ std::optional<std::string> RequestProject(const Request& req) {
 }
 
 std::optional<std::string> RequestActor(const Request& req) {
-  if (const std::string* h = req.Header("x-devstream-agent"); h && !h->empty()) {
-    return h->substr(0, 200);
-  }
+  if (const std::string* h = req.Header("x-devstream-agent"); h && !h->empty()) return *h;
   return std::nullopt;
+}
+
+Status CheckHeaders(const Request& req) {
+  for (const char* name : {"x-devstream-project", "x-devstream-agent"}) {
+    if (const std::string* h = req.Header(name); h && !IsValidUtf8(*h)) {
+      return Status::Malformed(std::string(name) + " header is not valid UTF-8");
+    }
+  }
+  if (auto agent = RequestActor(req); agent && Utf8Length(*agent) > 200) {
+    return Status::InvalidArgument("X-DevStream-Agent must be at most 200 characters")
+        .WithDetail("header", "X-DevStream-Agent");
+  }
+  return Status::Ok();
 }
 
 Result<std::optional<bool>> QueryBool(const Request& req, std::string_view key) {

@@ -28,10 +28,14 @@ Result<std::optional<int>> QueryInt(const Request& req, std::string_view key, in
 Result<std::optional<std::string>> QueryEnum(const Request& req, std::string_view key,
                                              const std::vector<std::string_view>& allowed);
 Result<std::optional<bool>> QueryBool(const Request& req, std::string_view key);
-// `project` query parameter, else the X-DevStream-Project header.
+// `project` query parameter, else the X-DevStream-Project header (a header
+// that is not UTF-8 is ignored here and rejected by CheckHeaders).
 std::optional<std::string> RequestProject(const Request& req);
-// The X-DevStream-Agent header (audit actor), at most 200 bytes.
+// The X-DevStream-Agent header (audit actor).
 std::optional<std::string> RequestActor(const Request& req);
+// Malformed when X-DevStream-Project / X-DevStream-Agent are not UTF-8;
+// InvalidArgument when the agent name exceeds 200 characters.
+Status CheckHeaders(const Request& req);
 Response NoContent();
 
 // Wraps a handler body returning Result<Response>: errors become problem+json.

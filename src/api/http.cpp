@@ -3,6 +3,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "core/encoding.h"
 #include "core/id.h"
 #include "core/json.h"
 
@@ -168,6 +169,7 @@ ds::Status ParseTarget(Request& req) {
   if (raw_path.empty()) raw_path = "/";
   auto path = PercentDecode(raw_path, /*plus_is_space=*/false);
   if (!path) return ds::Status::Malformed("request path has an invalid percent-escape");
+  if (!ds::IsValidUtf8(*path)) return ds::Status::Malformed("request path is not valid UTF-8");
   req.path = std::move(*path);
   while (!raw_query.empty()) {
     size_t amp = raw_query.find('&');
@@ -179,6 +181,9 @@ ds::Status ParseTarget(Request& req) {
     auto value = PercentDecode(
         eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), true);
     if (!key || !value) return ds::Status::Malformed("query string has an invalid percent-escape");
+    if (!ds::IsValidUtf8(*key) || !ds::IsValidUtf8(*value)) {
+      return ds::Status::Malformed("query string is not valid UTF-8");
+    }
     req.query.emplace(std::move(*key), std::move(*value));
   }
   return ds::Status::Ok();

@@ -57,6 +57,7 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                return JsonResponse(200, ListJson(list));
              }));
   router.Add("POST", "/api/v1/projects", H([&svc](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
                DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
                if (!body.is_object()) return Status::InvalidArgument("project must be an object");
                ObjectReader r(body.get_object(), "project");

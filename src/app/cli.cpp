@@ -2,13 +2,18 @@
 
 #include <CLI/CLI.hpp>
 
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <iostream>
 #include <memory>
 
 #include "app/output.h"
 #include "app/serve.h"
 #include "app/store_open.h"
+#include "memory/codec.h"
+#include "memory/embedder.h"
+#include "memory/memory_service.h"
 #include "store/migrations.h"
 #include "tasks/codec.h"
 #include "tasks/task_service.h"
@@ -62,6 +67,8 @@ struct Ctx {
   Output out;
   std::unique_ptr<Database> db;
   std::unique_ptr<tasks::TaskService> svc;
+  std::unique_ptr<memory::HashEmbedder> embedder;
+  std::unique_ptr<memory::MemoryService> memories;
 
   Status Open() {
     auto opened = OpenMigratedDatabase(db_path);
@@ -69,6 +76,13 @@ struct Ctx {
     db = std::move(opened).value();
     svc = std::make_unique<tasks::TaskService>(*db);
     return Status::Ok();
+  }
+  // The memory service with its index loaded (only the commands that search need it).
+  Status OpenMemory(bool load_index) {
+    DS_RETURN_IF_ERROR(Open());
+    embedder = std::make_unique<memory::HashEmbedder>();
+    memories = std::make_unique<memory::MemoryService>(*db, *embedder);
+    return load_index ? memories->LoadIndex() : Status::Ok();
   }
 };
 
@@ -753,6 +767,266 @@ void AddTask(CLI::App& app, Ctx& ctx, Action& action) {
   });
 }
 
+
+// ---------------- memory ----------------
+
+struct MemoryFlags {
+  std::string content, file, type, format, path, project, task, plan, query, mode, cursor;
+  std::vector<std::string> keywords, types;
+  double relevance = 0.5;
+  bool pinned = false, include_archived = false, diversity = false;
+  int limit = 10, budget = 2000;
+  int64_t id = 0;
+};
+
+Action WithMemory(Ctx& ctx, bool load_index, std::function<int(memory::MemoryService&)> f) {
+  return [&ctx, load_index, f] {
+    Status st = ctx.OpenMemory(load_index);
+    if (!st.ok()) return Fail(st);
+    return f(*ctx.memories);
+  };
+}
+
+void AddMemory(CLI::App& app, Ctx& ctx, Action& action) {
+  static MemoryFlags f;
+  auto* cmd = app.add_subcommand("memory", "Cross-session memory: store, search, context");
+  cmd->require_subcommand(1);
+
+  auto* store = cmd->add_subcommand("store", "Store a memory (text, --file, or - for stdin)");
+  auto* o_content = store->add_option("content", f.content, "The text to remember ('-' reads stdin)");
+  auto* o_file = store->add_option("--file", f.file, "Read the content from this file");
+  auto* o_type = store->add_option("--type", f.type,
+                                   "code|documentation|context|output|error|decision|learning")
+                     ->required();
+  auto* o_format = store->add_option("--format", f.format, "text, markdown, python, diff, ...");
+  auto* o_path = store->add_option("--path", f.path, "The source file it describes (supersedes older)");
+  auto* o_kw = store->add_option("--keyword", f.keywords, "A keyword (repeatable)");
+  auto* o_proj = store->add_option("--project", f.project, "Project name or id");
+  auto* o_task = store->add_option("--task", f.task, "Link to a task id");
+  auto* o_plan = store->add_option("--plan", f.plan, "Link to a plan id");
+  auto* o_rel = store->add_option("--relevance", f.relevance, "Importance 0..1 (default 0.5)");
+  auto* o_pin = store->add_flag("--pinned", f.pinned, "Pin it");
+  AddDbOption(store, ctx);
+  store->callback([=, &ctx, &action] {
+    std::string content = f.content;
+    if (o_file->count()) {
+      std::ifstream in(f.file, std::ios::binary);
+      if (!in) {
+        action = [file = f.file] {
+          std::cerr << "devstream: error: cannot read " << file << "\n";
+          return kExitUsage;
+        };
+        return;
+      }
+      std::stringstream ss;
+      ss << in.rdbuf();
+      content = ss.str();
+    } else if (!o_content->count() || content == "-") {
+      std::stringstream ss;
+      ss << std::cin.rdbuf();
+      content = ss.str();
+    }
+    json::object body = BodyBuilder()
+                            .Str(o_type, "content_type", f.type)
+                            .Str(o_format, "content_format", f.format)
+                            .Str(o_path, "file_path", f.path)
+                            .List(o_kw, "keywords", f.keywords)
+                            .Str(o_proj, "project", f.project)
+                            .Str(o_task, "task_id", f.task)
+                            .Str(o_plan, "plan_id", f.plan)
+                            .Num(o_rel, "relevance_score", f.relevance)
+                            .Build()
+                            .as_object();
+    body["content"] = content;
+    if (o_pin->count()) body["pinned"] = true;
+    body["source"] = "cli";
+    action = WithMemory(ctx, false, [&ctx, body](memory::MemoryService& svc) {
+      auto in = memory::DecodeMemoryInput(body);
+      if (!in.ok()) return Fail(in.status());
+      auto r = svc.Store(*in);
+      if (!r.ok()) return Fail(r.status());
+      if (ctx.out.json) {
+        ctx.out.Object(memory::ToJson(*r));
+      } else {
+        std::cout << (r->deduplicated ? "already stored as memory " : "stored memory ")
+                  << r->memory.id;
+        if (r->redactions) std::cout << " (" << r->redactions << " secret(s) redacted)";
+        if (!r->superseded.empty()) std::cout << " (supersedes " << r->superseded.size() << ")";
+        std::cout << "\n";
+      }
+      return 0;
+    });
+  });
+
+  auto* search = cmd->add_subcommand("search", "Hybrid search (keyword + vector, RRF)");
+  search->add_option("query", f.query, "What to look for")->required();
+  auto* s_limit = search->add_option("--limit", f.limit, "Results (1-100, default 10)");
+  auto* s_mode = search->add_option("--mode", f.mode, "hybrid (default), vector or keyword");
+  auto* s_type = search->add_option("--type", f.types, "Content type filter (repeatable)");
+  auto* s_proj = search->add_option("--project", f.project, "Project name or id");
+  auto* s_arch = search->add_flag("--include-archived", f.include_archived,
+                                  "Also archived and superseded memories");
+  AddDbOption(search, ctx);
+  search->callback([=, &ctx, &action] {
+    json::object body = BodyBuilder()
+                            .Str(s_mode, "mode", f.mode)
+                            .List(s_type, "content_types", f.types)
+                            .Str(s_proj, "project", f.project)
+                            .Int(s_limit, "limit", f.limit)
+                            .Build()
+                            .as_object();
+    body["query"] = f.query;
+    if (s_arch->count()) body["include_archived"] = true;
+    action = WithMemory(ctx, true, [&ctx, body](memory::MemoryService& svc) {
+      auto q = memory::DecodeSearchQuery(body);
+      if (!q.ok()) return Fail(q.status());
+      q->record_access = false;  // a person browsing is not an assistant using memory
+      auto r = svc.Search(*q);
+      if (!r.ok()) return Fail(r.status());
+      if (ctx.out.json) {
+        ctx.out.Object(memory::ToJson(*r));
+        return 0;
+      }
+      if (r->degraded) std::cout << "(degraded: keyword only: " << r->degraded_reason << ")\n";
+      if (r->hits.empty()) std::cout << "(no matches)\n";
+      for (const auto& h : r->hits) {
+        std::string line = h.memory.content.substr(0, 100);
+        for (auto& ch : line) {
+          if (ch == '\n') ch = ' ';
+        }
+        std::printf("%-6lld %-13s %.4f  %s\n", static_cast<long long>(h.memory.id),
+                    h.memory.content_type.c_str(), h.score, line.c_str());
+      }
+      return 0;
+    });
+  });
+
+  auto* context = cmd->add_subcommand("context", "Assemble context for a query within a token budget");
+  context->add_option("query", f.query, "What the context is for")->required();
+  auto* c_budget = context->add_option("--budget", f.budget, "Token budget (default 2000)");
+  auto* c_proj = context->add_option("--project", f.project, "Project name or id");
+  auto* c_div = context->add_flag("--diversity", f.diversity, "Interleave content types");
+  AddDbOption(context, ctx);
+  context->callback([=, &ctx, &action] {
+    json::object body = BodyBuilder()
+                            .Int(c_budget, "token_budget", f.budget)
+                            .Str(c_proj, "project", f.project)
+                            .Build()
+                            .as_object();
+    body["query"] = f.query;
+    if (c_div->count()) body["diversity"] = true;
+    action = WithMemory(ctx, true, [&ctx, body](memory::MemoryService& svc) {
+      auto q = memory::DecodeContextQuery(body);
+      if (!q.ok()) return Fail(q.status());
+      auto r = svc.Context(*q);
+      if (!r.ok()) return Fail(r.status());
+      if (ctx.out.json) {
+        ctx.out.Object(memory::ToJson(*r));
+      } else {
+        std::cout << r->context;
+      }
+      return 0;
+    });
+  });
+
+  auto* list = cmd->add_subcommand("list", "List memories, newest first");
+  auto* l_proj = list->add_option("--project", f.project, "Project name or id");
+  auto* l_type = list->add_option("--type", f.types, "Content type filter (repeatable)");
+  auto* l_limit = list->add_option("--limit", f.limit, "Page size (1-500)")->check(CLI::Range(1, 500));
+  auto* l_cursor = list->add_option("--cursor", f.cursor, "Cursor from a previous page");
+  auto* l_arch = list->add_flag("--include-archived", f.include_archived, "Include archived");
+  AddDbOption(list, ctx);
+  list->callback([=, &ctx, &action] {
+    action = WithMemory(ctx, false, [=, &ctx](memory::MemoryService& svc) {
+      memory::MemoryFilter mf;
+      if (l_proj->count()) mf.project = f.project;
+      if (l_type->count()) mf.content_types = f.types;
+      for (const auto& t : mf.content_types) {
+        if (memory::ContentTypeIndex(t) < 0) {
+          return Fail(Status::InvalidArgument("unknown content type \"" + t + "\""));
+        }
+      }
+      if (l_limit->count()) mf.limit = f.limit;
+      if (l_cursor->count()) mf.cursor = f.cursor;
+      mf.include_archived = l_arch->count() > 0;
+      auto page = svc.List(mf);
+      if (!page.ok()) return Fail(page.status());
+      json::array items;
+      for (const auto& m : page->items) {
+        json::object o = memory::ToJson(m);
+        std::string preview = m.content.substr(0, 60);
+        for (auto& ch : preview) {
+          if (ch == '\n') ch = ' ';
+        }
+        if (!ctx.out.json) o["content"] = preview;
+        items.push_back(std::move(o));
+      }
+      ctx.out.List(items, {"id", "content_type", "created_at", "content"},
+                   page->next_cursor ? json::value(*page->next_cursor) : json::value(nullptr));
+      return 0;
+    });
+  });
+
+  auto* show = cmd->add_subcommand("show", "Show a memory");
+  show->add_option("id", f.id, "Memory id")->required()->check(CLI::PositiveNumber);
+  AddDbOption(show, ctx);
+  show->callback([&] {
+    action = WithMemory(ctx, false, [&](memory::MemoryService& svc) {
+      auto m = svc.Get(f.id);
+      if (!m.ok()) return Fail(m.status());
+      ctx.out.Object(memory::ToJson(*m));
+      return 0;
+    });
+  });
+
+  auto* forget = cmd->add_subcommand("forget", "Archive a memory (kept, but out of search)");
+  forget->add_option("id", f.id, "Memory id")->required()->check(CLI::PositiveNumber);
+  AddDbOption(forget, ctx);
+  forget->callback([&] {
+    action = WithMemory(ctx, false, [&](memory::MemoryService& svc) {
+      auto m = svc.Forget(f.id);
+      if (!m.ok()) return Fail(m.status());
+      ctx.out.Message("forgot memory " + std::to_string(f.id));
+      return 0;
+    });
+  });
+
+  auto* del = cmd->add_subcommand("delete", "Delete a memory for good");
+  del->add_option("id", f.id, "Memory id")->required()->check(CLI::PositiveNumber);
+  AddDbOption(del, ctx);
+  del->callback([&] {
+    action = WithMemory(ctx, false, [&](memory::MemoryService& svc) {
+      Status st = svc.Delete(f.id);
+      if (!st.ok()) return Fail(st);
+      ctx.out.Message("deleted memory " + std::to_string(f.id));
+      return 0;
+    });
+  });
+
+  auto* reembed = cmd->add_subcommand("reembed", "Embed memories lacking a vector for the current model");
+  AddDbOption(reembed, ctx);
+  reembed->callback([&] {
+    action = WithMemory(ctx, false, [&](memory::MemoryService& svc) {
+      auto n = svc.Reembed();
+      if (!n.ok()) return Fail(n.status());
+      ctx.out.Message("embedded " + std::to_string(*n) + " memories with " + svc.embedder().model());
+      return 0;
+    });
+  });
+
+  auto* stats = cmd->add_subcommand("stats", "Counts, model and index size");
+  auto* st_proj = stats->add_option("--project", f.project, "Project name or id");
+  AddDbOption(stats, ctx);
+  stats->callback([=, &ctx, &action] {
+    action = WithMemory(ctx, true, [=, &ctx](memory::MemoryService& svc) {
+      auto st = svc.Stats(st_proj->count() ? std::optional<std::string>(f.project) : std::nullopt);
+      if (!st.ok()) return Fail(st.status());
+      ctx.out.Object(memory::ToJson(*st));
+      return 0;
+    });
+  });
+}
+
 }  // namespace
 
 int RunCli(int argc, char** argv) {
@@ -801,6 +1075,7 @@ int RunCli(int argc, char** argv) {
   AddPlan(app, ctx, action);
   AddPhase(app, ctx, action);
   AddTask(app, ctx, action);
+  AddMemory(app, ctx, action);
 
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;

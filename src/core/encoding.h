@@ -10,4 +10,10 @@ namespace ds {
 std::string Base64UrlEncode(std::string_view bytes);  // unpadded, RFC 4648 §5
 std::optional<std::string> Base64UrlDecode(std::string_view text);
 
+// True when `text` is well-formed UTF-8 (no overlongs, surrogates or values
+// above U+10FFFF).
+bool IsValidUtf8(std::string_view text);
+// Number of code points in well-formed UTF-8.
+size_t Utf8Length(std::string_view text);
+
 }  // namespace ds

@@ -1,5 +1,7 @@
 #include "core/json.h"
 
+#include "core/encoding.h"
+
 #include <charconv>
 #include <cmath>
 
@@ -131,9 +133,11 @@ std::optional<std::string> ObjectReader::String(std::string_view key, bool requi
     return std::nullopt;
   }
   std::string s(v->get_string());
-  // Length in code points: count bytes that are not UTF-8 continuation bytes.
-  size_t cps = 0;
-  for (unsigned char c : s) cps += (c & 0xC0) != 0x80;
+  if (!IsValidUtf8(s)) {
+    Fail(key, "must be valid UTF-8");
+    return std::nullopt;
+  }
+  size_t cps = Utf8Length(s);
   if (cps < min_len || cps > max_len) {
     Fail(key, "length must be " + std::to_string(min_len) + ".." + std::to_string(max_len) +
                   " characters, got " + std::to_string(cps));
@@ -234,7 +238,12 @@ std::optional<std::vector<std::string>> ObjectReader::StringArray(std::string_vi
       Fail(key, "items must be strings, got " + std::string(JsonKind(item)));
       return std::nullopt;
     }
-    if (item.get_string().size() > max_len || item.get_string().empty()) {
+    std::string_view text(item.get_string());
+    if (!IsValidUtf8(text)) {
+      Fail(key, "items must be valid UTF-8");
+      return std::nullopt;
+    }
+    if (Utf8Length(text) > max_len || text.empty()) {
       Fail(key, "items must be 1.." + std::to_string(max_len) + " characters");
       return std::nullopt;
     }

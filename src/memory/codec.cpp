@@ -175,6 +175,7 @@ Result<SearchQuery> DecodeSearchQuery(const json::value& body) {
     q.mode = *m == "vector" ? SearchMode::kVector
              : *m == "keyword" ? SearchMode::kKeyword : SearchMode::kHybrid;
   }
+  q.min_similarity = r.Number("min_similarity", false, -1, 1);
   if (const json::value* w = r.Raw("weights")) {
     if (!w->is_object()) {
       r.Fail("weights", "must be an object {\"keyword\": n, \"vector\": n}");

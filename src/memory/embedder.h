@@ -22,6 +22,9 @@ class Embedder {
   // One vector per text, L2-normalised, in order. Unavailable when the
   // provider cannot be reached (callers degrade to keyword search).
   virtual Result<std::vector<Vector>> Embed(const std::vector<std::string>& texts) = 0;
+  // Cosine similarity below which a vector match is noise for this model;
+  // search drops such matches from the vector ranking.
+  virtual double NoiseFloor() const { return 0.0; }
 };
 
 class HashEmbedder : public Embedder {
@@ -30,6 +33,9 @@ class HashEmbedder : public Embedder {
   const std::string& model() const override { return model_; }
   int dim() const override { return dim_; }
   Result<std::vector<Vector>> Embed(const std::vector<std::string>& texts) override;
+  // Unrelated texts hash to nearly orthogonal vectors: their cosine is
+  // roughly normal with sd 1/sqrt(dim) (0.05 at 384 dims); two sd above it.
+  double NoiseFloor() const override;
 
   // The single-text form, for tests and callers that hold one text.
   Vector EmbedOne(std::string_view text) const;

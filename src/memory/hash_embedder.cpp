@@ -2,7 +2,8 @@
 // of `dim` buckets with a sign taken from the hash (signed feature hashing,
 // so collisions cancel rather than pile up):
 //   - words: lower-cased identifier parts (camelCase, snake_case, kebab-case
-//     and digits split apart) and the whole identifier, stop words dropped;
+//     and digits split apart) with a light suffix strip (Stem), and the whole
+//     identifier, stop words dropped;
 //   - bigrams of consecutive words;
 //   - character trigrams of each word with boundary marks ("#pa", "par", ...),
 //     which let "auth" meet "authentication" and survive typos.
@@ -48,6 +49,21 @@ const std::unordered_set<std::string_view>& StopWords() {
       "would", "should", "could", "has", "have", "had", "into", "about", "what", "which",
       "when", "where", "how", "why",  "who",  "there", "here", "all", "any",  "some"};
   return words;
+}
+
+// A light English suffix stripper (retries -> retry, parsing -> pars,
+// handlers -> handler) so inflections share a feature; not a full stemmer.
+std::string Stem(const std::string& w) {
+  auto ends = [&](std::string_view suf) {
+    return w.size() > suf.size() + 2 && w.compare(w.size() - suf.size(), suf.size(), suf) == 0;
+  };
+  if (ends("ies")) return w.substr(0, w.size() - 3) + "y";
+  if (ends("sses")) return w.substr(0, w.size() - 2);
+  if (ends("ing")) return w.substr(0, w.size() - 3);
+  if (ends("ed")) return w.substr(0, w.size() - 2);
+  if (ends("es") && (w[w.size() - 3] == 'x' || w[w.size() - 3] == 'h')) return w.substr(0, w.size() - 2);
+  if (ends("s") && w[w.size() - 2] != 's') return w.substr(0, w.size() - 1);
+  return w;
 }
 
 bool IsAlnum(unsigned char c) { return std::isalnum(c) || c >= 0x80; }
@@ -120,15 +136,16 @@ Vector HashEmbedder::EmbedOne(std::string_view text) const {
   for (const auto& w : words) {
     bool is_stop = stop.count(w) > 0;
     if (!is_stop) {
-      add(w, kWordSeed, kWordWeight);
+      std::string stem = Stem(w);
+      add(stem, kWordSeed, kWordWeight);
       if (w.size() >= 3) {
         std::string marked = "#" + w + "#";
         for (size_t i = 0; i + 3 <= marked.size(); ++i) {
           add(std::string_view(marked).substr(i, 3), kTrigramSeed, kTrigramWeight);
         }
       }
-      if (!prev.empty()) add(prev + " " + w, kBigramSeed, kBigramWeight);
-      prev = w;
+      if (!prev.empty()) add(prev + " " + stem, kBigramSeed, kBigramWeight);
+      prev = stem;
     }
   }
   for (const auto& id : identifiers) add(id, kWordSeed, kWordWeight);
@@ -147,6 +164,8 @@ Vector HashEmbedder::EmbedOne(std::string_view text) const {
   }
   return v;
 }
+
+double HashEmbedder::NoiseFloor() const { return 2.0 / std::sqrt(static_cast<double>(dim_)); }
 
 Result<std::vector<Vector>> HashEmbedder::Embed(const std::vector<std::string>& texts) {
   std::vector<Vector> out;

@@ -690,7 +690,9 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
       if (restrict_ids) accept = [&allowed](int64_t id) { return allowed.count(id) > 0; };
       auto hits = index_.Search(*project_id, qvec.data(), fetch, TypeMask(f.content_types),
                                 f.include_archived, accept);
+      double floor = q.min_similarity.value_or(embedder_.NoiseFloor());
       for (const auto& h : hits) {
+        if (h.similarity < floor) break;  // hits are best first
         vector_ids.push_back(h.memory_id);
         similarity[h.memory_id] = h.similarity;
       }

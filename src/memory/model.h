@@ -76,6 +76,8 @@ struct SearchQuery {
   SearchMode mode = SearchMode::kHybrid;
   double keyword_weight = 1.0;
   double vector_weight = 1.0;
+  // Vector matches below this cosine are dropped; unset = the embedder's noise floor.
+  std::optional<double> min_similarity;
   bool record_access = true;
 };
 

@@ -1,6 +1,7 @@
 #include "store/projects.h"
 
 #include "core/clock.h"
+#include "core/encoding.h"
 #include "core/id.h"
 
 namespace ds {
@@ -22,6 +23,10 @@ Result<std::optional<Project>> FindProject(Connection& c, const std::string& nam
 
 namespace {
 Status ValidateProjectName(const std::string& name) {
+  if (!IsValidUtf8(name)) {
+    return Status::InvalidArgument("project name must be valid UTF-8").WithDetail("field",
+                                                                                 "project");
+  }
   size_t cps = 0;
   for (unsigned char ch : name) {
     if (ch < 0x20 || ch == 0x7f) {

@@ -430,7 +430,12 @@ Status ValidatePhaseDeps(Connection& c, const std::string& plan_id, const std::s
       return Status::InvalidArgument("phase cannot depend on itself").WithDetail("field",
                                                                                   "depends_on");
     }
-    DS_ASSIGN_OR_RETURN(Phase q, LoadPhase(c, d));
+    auto found = LoadPhase(c, d);
+    if (!found.ok() && found.status().code() == StatusCode::kNotFound) {
+      return Status::InvalidArgument("depends_on: phase " + d + " does not exist")
+          .WithDetail("field", "depends_on");
+    }
+    DS_ASSIGN_OR_RETURN(Phase q, std::move(found));
     if (q.plan_id != plan_id) {
       return Status::InvalidArgument("phase " + d + " belongs to another plan")
           .WithDetail("field", "depends_on");
@@ -615,6 +620,7 @@ Result<Plan> TaskService::UpdatePlan(const std::string& id, const PlanPatch& pat
         return Status::Conflict("plan " + id + " cannot move from " + p.status + " to " +
                                 *patch.status + why)
             .WithDetail("from", json::string(p.status))
+            .WithDetail("to", json::string(*patch.status))
             .WithDetail("allowed", ToJsonArray(allowed));
       }
       p.status = *patch.status;

@@ -361,7 +361,7 @@ async function scenario() {
   const p2 = p2Res.json;
   const p3 = (await call("POST", "/api/v1/plans/{id}/phases", 201, { path: phasesPath, json: { name: "Scrap" }, bodyValid: true })).json;
   await call("POST", "/api/v1/plans/{id}/phases", 404, { path: `${P}/plans/${missing("pln")}/phases`, json: { name: "x" }, bodyValid: true });
-  await call("POST", "/api/v1/plans/{id}/phases", 404, { path: phasesPath, json: { name: "x", depends_on: [missing("phs")] }, bodyValid: true });
+  await call("POST", "/api/v1/plans/{id}/phases", 422, { path: phasesPath, json: { name: "x", depends_on: [missing("phs")] }, bodyValid: true });
   await call("POST", "/api/v1/plans/{id}/phases", 422, { path: phasesPath, json: { name: 5 }, bodyValid: false });
   await call("POST", "/api/v1/plans/{id}/phases", 422, { path: phasesPath, json: { name: "x", depends_on: ["not-an-id"] }, bodyValid: false });
   await call("POST", "/api/v1/plans/{id}/phases", 422, { path: phasesPath, json: { name: "x", depends_on: [p1.id, p1.id] }, bodyValid: false });

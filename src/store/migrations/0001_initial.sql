@@ -160,7 +160,7 @@ CREATE INDEX idx_memory_task ON semantic_memory(task_id) WHERE task_id IS NOT NU
 
 CREATE VIRTUAL TABLE memory_fts USING fts5(
   content, keywords, content='semantic_memory', content_rowid='id',
-  tokenize='unicode61 remove_diacritics 2'
+  tokenize='porter unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER memory_fts_ai AFTER INSERT ON semantic_memory BEGIN
   INSERT INTO memory_fts(rowid, content, keywords) VALUES (new.id, new.content, new.keywords);
