@@ -40,8 +40,9 @@ test: build-asan
 	cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 bench: deps $(RELEASE_DIR)/build.ninja
+	cmake -S . -B $(RELEASE_DIR) -DDEVSTREAM_BUILD_BENCH=ON
 	cmake --build $(RELEASE_DIR) -j $(JOBS)
-	@if ls $(RELEASE_DIR)/bench/ >/dev/null 2>&1; then for b in $(RELEASE_DIR)/bench/bench_*; do [ -x "$$b" ] && "$$b"; done; else echo "no benchmarks built yet"; fi
+	@for b in $(RELEASE_DIR)/bench/bench_*; do echo "== $$b"; "$$b" || exit 1; done
 
 fmt:
 	find src tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
