@@ -8,7 +8,7 @@ RELEASE_DIR := build/release
 ASAN_DIR    := build/asan
 GENERATOR   := -G Ninja
 
-.PHONY: all deps test-deps build build-asan build-clang run test bench fmt lint clean
+.PHONY: all deps dev-deps test-deps build build-asan build-clang run test bench fmt lint clean
 
 all: build
 
@@ -44,16 +44,19 @@ bench: deps $(RELEASE_DIR)/build.ninja
 	cmake --build $(RELEASE_DIR) -j $(JOBS)
 	@for b in $(RELEASE_DIR)/bench/bench_*; do echo "== $$b"; "$$b" || exit 1; done
 
-fmt:
-	find src tests bench -name '*.h' -o -name '*.cpp' | xargs clang-format -i
+dev-deps: deps
+	@sh deps/install.sh deps/debian-dev-packages.txt
 
-lint: $(RELEASE_DIR)/build.ninja
-	find src -name '*.cpp' | xargs clang-tidy -p $(RELEASE_DIR) --quiet
+fmt: dev-deps
+	git ls-files '*.h' '*.cpp' | xargs clang-format -i
+
+lint: dev-deps $(RELEASE_DIR)/build.ninja
+	git ls-files 'src/*.cpp' | xargs clang-tidy -p $(RELEASE_DIR) --quiet
 
 clean:
 	rm -rf build
 
 # The code must also build with clang 14 (used for libFuzzer); checked on demand.
-build-clang: deps
+build-clang: dev-deps
 	CXX=clang++-14 cmake -S . -B build/clang $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug
 	cmake --build build/clang -j $(JOBS)

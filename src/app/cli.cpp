@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -88,11 +89,22 @@ struct Ctx {
 
 using Action = std::function<int()>;
 
-void AddDbOption(CLI::App* cmd, Ctx& ctx) {
-  cmd->add_option("--db", ctx.db_path,
-                  "SQLite database path (default: $DEVSTREAM_DATABASE_PATH, else "
-                  "$XDG_DATA_HOME/devstream/devstream.db)");
+std::vector<std::string> Names(const std::vector<std::string_view>& v) {
+  return {v.begin(), v.end()};
 }
+
+// `migrate status|verify` inspect; they must not create a database by typo.
+Status RequireExistingDatabase(const std::string& path) {
+  std::string p = path.empty() ? DefaultDatabasePath() : path;
+  if (!std::filesystem::exists(p)) return Status::NotFound("no database at " + p);
+  return Status::Ok();
+}
+
+constexpr char kDbHelp[] =
+    "SQLite database path (default: $DEVSTREAM_DATABASE_PATH, else "
+    "$XDG_DATA_HOME/devstream/devstream.db, else ~/.local/share/devstream/devstream.db)";
+
+void AddDbOption(CLI::App* cmd, Ctx& ctx) { cmd->add_option("--db", ctx.db_path, kDbHelp); }
 
 // Wraps an action that needs the service: opens the database first.
 Action WithService(Ctx& ctx, std::function<int(tasks::TaskService&)> f) {
@@ -154,6 +166,7 @@ void AddMigrate(CLI::App& app, Ctx& ctx, Action& action) {
   AddDbOption(status, ctx);
   status->callback([&] {
     action = [&] {
+      if (Status st = RequireExistingDatabase(ctx.db_path); !st.ok()) return Fail(st);
       auto db = OpenDatabase(ctx.db_path);
       if (!db.ok()) return Fail(db.status());
       Migrator m(**db);
@@ -178,6 +191,7 @@ void AddMigrate(CLI::App& app, Ctx& ctx, Action& action) {
   AddDbOption(verify, ctx);
   verify->callback([&] {
     action = [&] {
+      if (Status st = RequireExistingDatabase(ctx.db_path); !st.ok()) return Fail(st);
       auto db = OpenDatabase(ctx.db_path);
       if (!db.ok()) return Fail(db.status());
       Migrator m(**db);
@@ -273,7 +287,8 @@ void AddPlan(CLI::App& app, Ctx& ctx, Action& action) {
 
   auto* list = cmd->add_subcommand("list", "List plans of a project");
   auto* l_proj = list->add_option("--project", f.project, "Project name or id");
-  auto* l_status = list->add_option("--status", f.status, "Filter by status");
+  auto* l_status = list->add_option("--status", f.status, "Filter by status")
+                       ->check(CLI::IsMember(Names(tasks::PlanStatuses())));
   list->add_option("--limit", f.limit, "Page size (1-500)")->check(CLI::Range(1, 500));
   auto* l_cursor = list->add_option("--cursor", f.cursor, "Cursor from a previous page");
   AddDbOption(list, ctx);
@@ -578,10 +593,12 @@ void AddTask(CLI::App& app, Ctx& ctx, Action& action) {
 
   auto* list = cmd->add_subcommand("list", "List tasks (filters combine)");
   auto* l_proj = list->add_option("--project", f.project, "Project name or id");
-  auto* l_status = list->add_option("--status", f.status, "Filter by status");
+  auto* l_status = list->add_option("--status", f.status, "Filter by status")
+                       ->check(CLI::IsMember(Names(tasks::TaskStatuses())));
   auto* l_plan = list->add_option("--plan", f.plan, "Filter by plan id");
   auto* l_phase = list->add_option("--phase", f.phase, "Filter by phase id");
-  auto* l_type = list->add_option("--type", f.type, "Filter by task type");
+  auto* l_type = list->add_option("--type", f.type, "Filter by task type")
+                     ->check(CLI::IsMember(Names(tasks::TaskTypes())));
   auto* l_agent = list->add_option("--agent", f.agent, "Filter by assigned agent");
   auto* l_pri = list->add_option("--priority-min", f.priority_min, "Minimum priority")
                     ->check(CLI::Range(1, 10));
@@ -711,10 +728,10 @@ void AddTask(CLI::App& app, Ctx& ctx, Action& action) {
                             .Int(t_version, "version", f.version)
                             .Build()
                             .as_object();
-    if (!body.contains("actor")) body["actor"] = "cli";
     action = WithService(ctx, [&ctx, body](tasks::TaskService& svc) {
       auto in = tasks::DecodeTransition(body);
       if (!in.ok()) return Fail(in.status());
+      in->channel = "cli";
       auto t = svc.Transition(f.id, *in);
       if (!t.ok()) return Fail(t.status());
       ctx.out.Object(tasks::ToJson(*t));
@@ -1039,6 +1056,7 @@ int RunCli(int argc, char** argv) {
   Ctx ctx;
   Action action;
   app.add_flag("--json", ctx.out.json, "Machine-readable JSON output");
+  app.add_option("--db", ctx.db_path, kDbHelp);
 
   auto* version = app.add_subcommand("version", "Print the version");
   version->callback([&] {

@@ -172,6 +172,12 @@ FilterSql BuildFilter(const MemoryFilter& f, const std::string& project_id) {
   return out;
 }
 
+Result<int64_t> ChangeLogHead(Connection& c) {
+  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT coalesce(max(seq), 0) FROM memory_changes"));
+  DS_RETURN_IF_ERROR(s.Step().status());
+  return s.Int(0);
+}
+
 bool NeedsIdFilter(const MemoryFilter& f) {
   return f.plan_id || f.phase_id || f.task_id || f.session_id || f.file_path || f.since || f.until;
 }
@@ -299,6 +305,11 @@ MemoryService::MemoryService(Database& db, Embedder& embedder)
 
 Status MemoryService::LoadIndex() {
   return db_.Read([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(int64_t head, ChangeLogHead(c));
+    {
+      std::lock_guard<std::mutex> lock(sync_mu_);
+      applied_seq_ = head;  // the snapshot below includes everything up to head
+    }
     DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
         "SELECT v.memory_id, m.project_id, v.vec, m.content_type, m.archived,"
         " m.superseded_by IS NOT NULL FROM memory_vectors v"
@@ -316,6 +327,85 @@ Status MemoryService::LoadIndex() {
     }
     return Status::Ok();
   });
+}
+
+Result<std::pair<int64_t, int64_t>> MemoryService::WriteLogged(
+    const std::function<Status(Connection&)>& fn) {
+  int64_t before = 0, after = 0;
+  DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(before, ChangeLogHead(c));
+    DS_RETURN_IF_ERROR(fn(c));
+    DS_ASSIGN_OR_RETURN(after, ChangeLogHead(c));
+    return Status::Ok();
+  }));
+  return std::make_pair(before, after);
+}
+
+void MemoryService::NoteOwnChanges(int64_t before, int64_t after) {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  if (applied_seq_ == before) applied_seq_ = after;
+}
+
+Status MemoryService::SyncIndex() {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  for (;;) {
+    struct Change {
+      int64_t id;
+      std::optional<std::string> project_id, content_type;
+      bool archived = false, superseded = false;
+      std::string vec;
+    };
+    std::vector<Change> changes;
+    int64_t last = applied_seq_;
+    DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+      DS_ASSIGN_OR_RETURN(int64_t head, ChangeLogHead(c));
+      if (head <= applied_seq_) return Status::Ok();
+      DS_ASSIGN_OR_RETURN(Stmt log, c.Prepare(
+          "SELECT seq, memory_id FROM memory_changes WHERE seq > ? ORDER BY seq LIMIT 5000"));
+      log.Bind(1, applied_seq_);
+      std::vector<int64_t> ids;
+      std::unordered_set<int64_t> seen;
+      for (;;) {
+        DS_ASSIGN_OR_RETURN(bool row, log.Step());
+        if (!row) break;
+        last = log.Int(0);
+        if (seen.insert(log.Int(1)).second) ids.push_back(log.Int(1));
+      }
+      // Apply each memory's state as of this snapshot (not the logged op):
+      // replay is idempotent and order-free.
+      DS_ASSIGN_OR_RETURN(Stmt cur, c.Prepare(
+          "SELECT m.project_id, m.content_type, m.archived, m.superseded_by IS NOT NULL, v.vec"
+          " FROM semantic_memory m LEFT JOIN memory_vectors v ON v.memory_id = m.id"
+          "   AND v.model = ? AND v.dim = ? WHERE m.id = ?"));
+      for (int64_t id : ids) {
+        Change ch{id, std::nullopt, std::nullopt, false, false, {}};
+        cur.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim())).Bind(3, id);
+        DS_ASSIGN_OR_RETURN(bool row, cur.Step());
+        if (row) {
+          ch.project_id = cur.Text(0);
+          ch.content_type = cur.Text(1);
+          ch.archived = cur.Int(2) != 0;
+          ch.superseded = cur.Int(3) != 0;
+          ch.vec = std::string(cur.Blob(4));
+        }
+        cur.Reset();
+        changes.push_back(std::move(ch));
+      }
+      return Status::Ok();
+    }));
+    if (changes.empty() && last == applied_seq_) return Status::Ok();
+    for (const auto& ch : changes) {
+      if (!ch.project_id || ch.vec.size() != static_cast<size_t>(embedder_.dim()) * sizeof(float)) {
+        index_.RemoveAnywhere(ch.id);
+        continue;
+      }
+      Vector v(static_cast<size_t>(embedder_.dim()));
+      std::memcpy(v.data(), ch.vec.data(), ch.vec.size());
+      index_.Upsert(*ch.project_id, ch.id, v.data(),
+                    MetaFor(*ch.content_type, ch.archived, ch.superseded));
+    }
+    applied_seq_ = last;
+  }
 }
 
 Result<MemoryService::Prepared> MemoryService::Prepare(const MemoryInput& input) {
@@ -362,7 +452,7 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
     std::vector<int64_t> superseded;
   };
   std::vector<IndexOp> ops;
-  Status st = db_.Write([&](Connection& c) -> Status {
+  auto logged = WriteLogged([&](Connection& c) -> Status {
     ops.clear();
     std::string now = NowTimestamp();
     std::unordered_map<std::string, Project> projects;
@@ -439,7 +529,7 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
     }
     return Status::Ok();
   });
-  if (!st.ok()) return st;
+  if (!logged.ok()) return logged.status();
   // Mirror the committed rows in the index.
   for (const auto& op : ops) {
     if (op.prepared_index == SIZE_MAX) {
@@ -461,6 +551,7 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
       index_.SetMeta(op.partition, old, MetaFor(p.input.content_type, false, true));
     }
   }
+  NoteOwnChanges(logged->first, logged->second);
   return results;
 }
 
@@ -535,7 +626,7 @@ Result<Memory> MemoryService::Update(int64_t id, const MemoryPatch& patch) {
     prepared = std::move(p);
   }
   std::optional<Memory> out;
-  DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
+  auto logged = WriteLogged([&](Connection& c) -> Status {
     DS_ASSIGN_OR_RETURN(Memory m, LoadMemory(c, id));
     if (prepared) {
       if (prepared->hash != m.content_hash) {
@@ -573,7 +664,8 @@ Result<Memory> MemoryService::Update(int64_t id, const MemoryPatch& patch) {
     }
     out = std::move(m);
     return Status::Ok();
-  }));
+  });
+  if (!logged.ok()) return logged.status();
   if (prepared && prepared->embedded) {
     index_.Upsert(out->project_id, id, prepared->vector.data(),
                   MetaFor(out->content_type, out->archived, out->superseded_by.has_value()));
@@ -581,6 +673,7 @@ Result<Memory> MemoryService::Update(int64_t id, const MemoryPatch& patch) {
     index_.SetMeta(out->project_id, id,
                    MetaFor(out->content_type, out->archived, out->superseded_by.has_value()));
   }
+  NoteOwnChanges(logged->first, logged->second);
   return *out;
 }
 
@@ -598,7 +691,7 @@ Status MemoryService::Delete(int64_t id) {
     bool archived;
   };
   std::vector<Released> released;  // older snapshots this one superseded
-  DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
+  auto logged = WriteLogged([&](Connection& c) -> Status {
     DS_ASSIGN_OR_RETURN(deleted, LoadMemory(c, id));
     DS_ASSIGN_OR_RETURN(Stmt olds, c.Prepare("SELECT id, content_type, archived FROM "
                                              "semantic_memory WHERE superseded_by = ?"));
@@ -612,16 +705,19 @@ Status MemoryService::Delete(int64_t id) {
     DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM semantic_memory WHERE id = ?"));
     s.Bind(1, id);
     return s.Run();
-  }));
+  });
+  if (!logged.ok()) return logged.status();
   index_.Remove(deleted.project_id, id);
   for (const auto& r : released) {
     index_.SetMeta(deleted.project_id, r.id, MetaFor(r.content_type, r.archived, false));
   }
+  NoteOwnChanges(logged->first, logged->second);
   return Status::Ok();
 }
 
 Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
   auto t0 = std::chrono::steady_clock::now();
+  DS_RETURN_IF_ERROR(SyncIndex());
   SearchResult result;
   const MemoryFilter& f = q.filter;
   size_t limit = static_cast<size_t>(std::clamp(f.limit, 1, 100));
@@ -835,16 +931,18 @@ Result<int64_t> MemoryService::Reembed(int batch_size) {
     for (const auto& r : rows) texts.push_back(r.text);
     DS_ASSIGN_OR_RETURN(auto vectors, embedder_.Embed(texts));
     if (vectors.size() != rows.size()) return Status::Internal("embedder returned a short batch");
-    DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
+    auto logged = WriteLogged([&](Connection& c) -> Status {
       for (size_t i = 0; i < rows.size(); ++i) {
         DS_RETURN_IF_ERROR(WriteVector(c, rows[i].id, embedder_.model(), vectors[i]));
       }
       return Status::Ok();
-    }));
+    });
+    if (!logged.ok()) return logged.status();
     for (size_t i = 0; i < rows.size(); ++i) {
       index_.Upsert(rows[i].project_id, rows[i].id, vectors[i].data(),
                     MetaFor(rows[i].content_type, rows[i].archived, rows[i].superseded));
     }
+    NoteOwnChanges(logged->first, logged->second);
     total += static_cast<int64_t>(rows.size());
   }
 }

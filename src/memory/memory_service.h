@@ -13,7 +13,9 @@
 // Thread-safety: all methods may be called concurrently.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,10 @@ class MemoryService {
 
   // Loads this model's vectors into the index; call once before serving.
   Status LoadIndex();
+  // Replays memory_changes newer than what the index reflects, so writes by
+  // other processes on the same database show up. Search calls it first;
+  // cheap when nothing changed (one indexed max() query).
+  Status SyncIndex();
 
   Result<StoreResult> Store(const MemoryInput& input);
   // All-or-nothing: one transaction for the whole batch.
@@ -59,9 +65,17 @@ class MemoryService {
   struct Prepared;  // an input after redaction, hashing and embedding
   Result<Prepared> Prepare(const MemoryInput& input);
 
+  // Our own committed writes moved the change log from `before` to `after`:
+  // advance the replay position when nothing else wrote in between.
+  void NoteOwnChanges(int64_t before, int64_t after);
+  // db_.Write that also reports the change-log head before and after `fn`.
+  Result<std::pair<int64_t, int64_t>> WriteLogged(const std::function<Status(Connection&)>& fn);
+
   Database& db_;
   Embedder& embedder_;
   VectorIndex index_;
+  std::mutex sync_mu_;
+  int64_t applied_seq_ = 0;  // the memory_changes position the index reflects
 };
 
 // Reciprocal Rank Fusion of two ranked id lists (best first):

@@ -69,6 +69,17 @@ void VectorIndex::SetMeta(const std::string& partition, int64_t memory_id, Vecto
   if (it != pit->second.slot.end()) pit->second.meta[it->second] = meta;
 }
 
+void VectorIndex::RemoveAnywhere(int64_t memory_id) {
+  std::vector<std::string> holders;
+  {
+    std::shared_lock lock(mu_);
+    for (const auto& [name, p] : partitions_) {
+      if (p.slot.count(memory_id)) holders.push_back(name);
+    }
+  }
+  for (const auto& name : holders) Remove(name, memory_id);
+}
+
 void VectorIndex::Remove(const std::string& partition, int64_t memory_id) {
   std::unique_lock lock(mu_);
   auto pit = partitions_.find(partition);

@@ -39,6 +39,9 @@ class VectorIndex {
               VectorMeta meta);
   void SetMeta(const std::string& partition, int64_t memory_id, VectorMeta meta);
   void Remove(const std::string& partition, int64_t memory_id);
+  // Removes `memory_id` from whichever partition holds it (deletes replayed
+  // from the change log no longer know their project).
+  void RemoveAnywhere(int64_t memory_id);
   // Top-k by similarity among rows whose type bit is in `type_mask` (0 = all)
   // and that are live unless `include_dead`; `accept` (may be empty) filters further.
   std::vector<VectorHit> Search(const std::string& partition, const float* query, size_t k,

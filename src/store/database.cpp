@@ -41,6 +41,12 @@ Stmt& Stmt::BindNull(int i) {
   return *this;
 }
 
+Stmt& Stmt::Reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+  return *this;
+}
+
 Result<bool> Stmt::Step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;

@@ -56,6 +56,8 @@ class Stmt {
     return v ? Bind(i, *v) : BindNull(i);
   }
 
+  // Back to the start with bindings cleared, to run again with new values.
+  Stmt& Reset();
   // Steps once: true when a row is available, false when done.
   Result<bool> Step();
   // Steps to completion (for statements without rows).

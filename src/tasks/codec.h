@@ -83,7 +83,8 @@ struct TransitionInput {
   std::string note;
   std::optional<int64_t> context_tokens_used;
   std::optional<int64_t> expected_version;
-  std::optional<std::string> actor;
+  std::optional<std::string> actor;  // who acts; also becomes assigned_agent on start
+  std::string channel = "api";       // audit actor when no actor is named (api, cli, mcp)
 };
 
 struct DependencyInput {

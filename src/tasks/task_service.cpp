@@ -363,9 +363,11 @@ Status RollUpPhase(Connection& c, const std::string& phase_id) {
 }
 
 Status RollUpPlan(Connection& c, const std::string& plan_id) {
+  // Phases without tasks have nothing to complete: they neither hold a plan
+  // open nor complete it.
   DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-      "SELECT count(*), coalesce(sum(status IN ('completed','skipped')), 0) FROM phases "
-      "WHERE plan_id = ?"));
+      "SELECT count(*), coalesce(sum(status IN ('completed','skipped')), 0) FROM phases p "
+      "WHERE p.plan_id = ? AND EXISTS (SELECT 1 FROM micro_tasks t WHERE t.phase_id = p.id)"));
   s.Bind(1, plan_id);
   DS_ASSIGN_OR_RETURN(bool row, s.Step());
   (void)row;
@@ -1002,7 +1004,9 @@ Result<Task> TaskService::Transition(const std::string& id, const TransitionInpu
     if (in.to == "failed" && !in.note.empty()) {
       error_log += (error_log.empty() ? "" : "\n") + ("[" + now + "] " + in.note);
     }
-    bool retry = in.to == "pending";  // active -> pending (released) or failed -> pending
+    // A retry is a second attempt: active -> pending (released) or failed ->
+    // pending. blocked -> pending is an unblock, not a retry.
+    bool retry = in.to == "pending" && (t.status == "active" || t.status == "failed");
     DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
         "UPDATE micro_tasks SET status = ?2, version = version + 1, updated_at = ?3,"
         " started_at = CASE WHEN ?2 = 'active' THEN coalesce(started_at, ?3) ELSE started_at END,"
@@ -1018,7 +1022,7 @@ Result<Task> TaskService::Transition(const std::string& id, const TransitionInpu
     s.Bind(1, id).Bind(2, in.to).Bind(3, now).Bind(4, duration).Bind(5, in.context_tokens_used);
     s.Bind(6, error_log).Bind(7, static_cast<int64_t>(retry)).Bind(8, in.actor);
     DS_RETURN_IF_ERROR(s.Run());
-    DS_RETURN_IF_ERROR(InsertEvent(c, id, t.status, in.to, in.actor.value_or("api"), in.note));
+    DS_RETURN_IF_ERROR(InsertEvent(c, id, t.status, in.to, in.actor.value_or(in.channel), in.note));
     DS_RETURN_IF_ERROR(RollUp(c, t.phase_id, t.plan_id));
     DS_ASSIGN_OR_RETURN(Task fresh, LoadTask(c, id));
     out = std::move(fresh);
@@ -1049,8 +1053,9 @@ Result<Task> TaskService::AddDependency(const std::string& task_id, const TaskDe
       auto path = m.graph.Path(*m.graph.Find(task_id), *m.graph.Find(dep.id));
       if (!path.empty()) {
         path.push_back(task_id);
-        return Status::Conflict("adding " + task_id + " -> " + dep.id +
-                                " would create a cycle: " + CycleToText(path))
+        return Status::Conflict("making " + task_id + " depend on " + dep.id +
+                                " would create a cycle (prerequisite -> dependent): " +
+                                CycleToText(path))
             .WithDetail("cycle", CycleToJson(path));
       }
     }

@@ -95,10 +95,13 @@ TEST_F(CliTest, HelpDocumentsCommands) {
 }
 
 TEST_F(CliTest, MigrateCommands) {
+  auto missing = Run({"migrate", "status"});
+  EXPECT_EQ(missing.exit_code, 1) << "status must not create a database";
+  EXPECT_NE(missing.err.find("no database"), std::string::npos);
+  EXPECT_EQ(Run({"migrate", "up"}).exit_code, 0);
   auto status = Run({"--json", "migrate", "status"});
   ASSERT_EQ(status.exit_code, 0) << status.err;
-  EXPECT_NE(status.out.find("pending"), std::string::npos);
-  EXPECT_EQ(Run({"migrate", "up"}).exit_code, 0);
+  EXPECT_NE(status.out.find("applied"), std::string::npos);
   auto verify = Run({"migrate", "verify"});
   EXPECT_EQ(verify.exit_code, 0) << verify.err;
   EXPECT_NE(verify.out.find("0 pending"), std::string::npos);

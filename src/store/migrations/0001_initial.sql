@@ -206,6 +206,14 @@ CREATE TRIGGER memory_changes_archive AFTER UPDATE OF archived ON semantic_memor
   INSERT INTO memory_changes(memory_id, op) VALUES (new.id, 'archive');
 END;
 
+-- A new or replaced vector (re-embedding) is a change other processes' indexes replay.
+CREATE TRIGGER memory_vectors_ai AFTER INSERT ON memory_vectors BEGIN
+  INSERT INTO memory_changes(memory_id, op) VALUES (new.memory_id, 'update');
+END;
+CREATE TRIGGER memory_vectors_au AFTER UPDATE ON memory_vectors BEGIN
+  INSERT INTO memory_changes(memory_id, op) VALUES (new.memory_id, 'update');
+END;
+
 CREATE TABLE context_injections (
   id          INTEGER PRIMARY KEY,
   session_id  TEXT REFERENCES work_sessions(id) ON DELETE CASCADE,
