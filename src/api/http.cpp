@@ -134,7 +134,7 @@ ds::Status ParseTarget(Request& req) {
   req.path.clear();
   req.query.clear();
   if (t == "*") {
-    req.path.assign(1, '*');  // not = "*": GCC 12 -O3 raises a false -Wrestrict
+    req.path = "*";
     return ds::Status::Ok();
   }
   bool absolute = false;
