@@ -15,6 +15,7 @@
 #include "memory/codec.h"
 #include "memory/embedder.h"
 #include "memory/memory_service.h"
+#include "memory/remote_embedder.h"
 #include "store/migrations.h"
 #include "tasks/codec.h"
 #include "tasks/task_service.h"
@@ -68,7 +69,7 @@ struct Ctx {
   Output out;
   std::unique_ptr<Database> db;
   std::unique_ptr<tasks::TaskService> svc;
-  std::unique_ptr<memory::HashEmbedder> embedder;
+  std::unique_ptr<memory::Embedder> embedder;
   std::unique_ptr<memory::MemoryService> memories;
 
   Status Open() {
@@ -81,7 +82,8 @@ struct Ctx {
   // The memory service with its index loaded (only the commands that search need it).
   Status OpenMemory(bool load_index) {
     DS_RETURN_IF_ERROR(Open());
-    embedder = std::make_unique<memory::HashEmbedder>();
+    DS_ASSIGN_OR_RETURN(auto config, memory::EmbedderConfigFromEnv());
+    DS_ASSIGN_OR_RETURN(embedder, memory::MakeEmbedder(config));
     memories = std::make_unique<memory::MemoryService>(*db, *embedder);
     return load_index ? memories->LoadIndex() : Status::Ok();
   }

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "memory/embedder.h"
 #include "memory/memory_service.h"
+#include "memory/remote_embedder.h"
 #include "tasks/task_service.h"
 
 namespace ds::app {
@@ -33,11 +34,24 @@ int RunServe(const ServeOptions& opts) {
   }
   tasks::TaskService task_service(**db);
   api::RestContext ctx{**db, task_service, NowTimestamp()};
-  memory::HashEmbedder embedder;
-  memory::MemoryService memory_service(**db, embedder);
+  auto embedder_config = memory::EmbedderConfigFromEnv();
+  if (!embedder_config.ok()) {
+    std::cerr << "devstream: error: " << embedder_config.status().message() << "\n";
+    return 2;
+  }
+  auto embedder = memory::MakeEmbedder(*embedder_config);
+  if (!embedder.ok()) {
+    std::cerr << "devstream: error: " << embedder.status().message() << "\n";
+    return 2;
+  }
+  memory::MemoryService memory_service(**db, **embedder);
   if (Status loaded = memory_service.LoadIndex(); !loaded.ok()) {
     std::cerr << "devstream: error: loading the vector index: " << loaded.message() << "\n";
     return 1;
+  }
+  if (auto stats = memory_service.Stats(std::nullopt); stats.ok()) {
+    std::cerr << "devstream: memory model " << (*embedder)->model() << " (" << (*embedder)->dim()
+              << " dims)\n";
   }
   api::Router router;
   api::RegisterRestRoutes(router, ctx);
@@ -63,6 +77,9 @@ int RunServe(const ServeOptions& opts) {
   std::cerr << "devstream: received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
             << ", draining\n";
   server.Stop();
+  if (Status saved = memory_service.SaveSidecars(); !saved.ok()) {
+    std::cerr << "devstream: warning: " << saved.message() << "\n";
+  }
   (*db)->WithWriter([](Connection& c) { return c.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); }).ok();
   return 0;
 }

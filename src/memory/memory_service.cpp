@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <cstring>
 #include <cmath>
 #include <map>
@@ -300,33 +304,147 @@ struct MemoryService::Prepared {
   bool embedded = false;
 };
 
-MemoryService::MemoryService(Database& db, Embedder& embedder)
-    : db_(db), embedder_(embedder), index_(embedder.dim()) {}
+MemoryService::MemoryService(Database& db, Embedder& embedder, VectorIndexOptions index_options,
+                             std::string sidecar_dir)
+    : db_(db),
+      embedder_(embedder),
+      index_(embedder.dim(), index_options),
+      sidecar_dir_(sidecar_dir.empty() ? db.path() + ".index" : std::move(sidecar_dir)) {}
+
+std::string MemoryService::SidecarPath(const std::string& partition) const {
+  std::string model;
+  for (char ch : embedder_.model()) {
+    model.push_back(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' ? ch
+                                                                                           : '_');
+  }
+  return sidecar_dir_ + "/" + partition + "." + model + ".hnsw";
+}
+
+namespace {
+struct SidecarInfo {
+  std::string model;
+  int dim = 0;
+  int64_t seq = -1;
+};
+
+std::optional<SidecarInfo> ReadSidecarInfo(const std::string& path) {
+  std::ifstream in(path + ".json");
+  if (!in) return std::nullopt;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto v = ParseJson(ss.str(), 4);
+  if (!v.ok() || !v->is_object()) return std::nullopt;
+  const auto& o = v->get_object();
+  SidecarInfo info;
+  if (auto it = o.find("model"); it != o.end() && it->value().is_string()) {
+    info.model = std::string(it->value().get_string());
+  }
+  if (auto it = o.find("dim"); it != o.end() && it->value().is_int64()) {
+    info.dim = static_cast<int>(it->value().get_int64());
+  }
+  if (auto it = o.find("seq"); it != o.end() && it->value().is_int64()) {
+    info.seq = it->value().get_int64();
+  }
+  return info;
+}
+}  // namespace
 
 Status MemoryService::LoadIndex() {
-  return db_.Read([&](Connection& c) -> Status {
-    DS_ASSIGN_OR_RETURN(int64_t head, ChangeLogHead(c));
-    {
-      std::lock_guard<std::mutex> lock(sync_mu_);
-      applied_seq_ = head;  // the snapshot below includes everything up to head
+  std::set<std::string> from_sidecar;
+  bool built = false;
+  int64_t head = 0;
+  int64_t replay_from = INT64_MAX;
+  DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(head, ChangeLogHead(c));
+    // Large partitions: try their persisted graphs first.
+    DS_ASSIGN_OR_RETURN(Stmt parts, c.Prepare(
+        "SELECT m.project_id, count(*) FROM memory_vectors v JOIN semantic_memory m"
+        " ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ? GROUP BY m.project_id"));
+    parts.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim()));
+    std::vector<std::pair<std::string, int64_t>> partitions;
+    for (;;) {
+      DS_ASSIGN_OR_RETURN(bool row, parts.Step());
+      if (!row) break;
+      partitions.emplace_back(parts.Text(0), parts.Int(1));
+    }
+    for (const auto& [project_id, count] : partitions) {
+      if (static_cast<size_t>(count) < index_.options().hnsw_threshold) continue;
+      std::string path = SidecarPath(project_id);
+      auto info = ReadSidecarInfo(path);
+      if (!info || info->model != embedder_.model() || info->dim != embedder_.dim() ||
+          info->seq < 0 || info->seq > head) {
+        continue;
+      }
+      std::unordered_map<int64_t, VectorMeta> meta;
+      DS_ASSIGN_OR_RETURN(Stmt m, c.Prepare(
+          "SELECT id, content_type, archived, superseded_by IS NOT NULL FROM semantic_memory"
+          " WHERE project_id = ?"));
+      m.Bind(1, project_id);
+      for (;;) {
+        DS_ASSIGN_OR_RETURN(bool row, m.Step());
+        if (!row) break;
+        meta[m.Int(0)] = MetaFor(m.Text(1), m.Int(2) != 0, m.Int(3) != 0);
+      }
+      if (index_.LoadGraph(project_id, path, meta).ok()) {
+        from_sidecar.insert(project_id);
+        replay_from = std::min(replay_from, info->seq);
+      }
     }
     DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
         "SELECT v.memory_id, m.project_id, v.vec, m.content_type, m.archived,"
         " m.superseded_by IS NOT NULL FROM memory_vectors v"
         " JOIN semantic_memory m ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ?"));
     s.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim()));
+    Vector v(static_cast<size_t>(embedder_.dim()));
     for (;;) {
       DS_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
+      std::string project_id = s.Text(1);
+      if (from_sidecar.count(project_id)) continue;
       std::string_view blob = s.Blob(2);
       if (blob.size() != static_cast<size_t>(embedder_.dim()) * sizeof(float)) continue;
-      Vector v(static_cast<size_t>(embedder_.dim()));
       std::memcpy(v.data(), blob.data(), blob.size());
-      index_.Upsert(s.Text(1), s.Int(0), v.data(),
+      index_.Upsert(project_id, s.Int(0), v.data(),
                     MetaFor(s.Text(3), s.Int(4) != 0, s.Int(5) != 0));
     }
     return Status::Ok();
-  });
+  }));
+  for (const auto& p : index_.Partitions()) {
+    built |= index_.IsHnsw(p) && !from_sidecar.count(p);
+  }
+  {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    // Replay from the oldest graph's position; everything else is current.
+    applied_seq_ = std::min(head, replay_from);
+  }
+  DS_RETURN_IF_ERROR(SyncIndex());
+  if (built) return SaveSidecars();
+  return Status::Ok();
+}
+
+Status MemoryService::SaveSidecars() {
+  DS_RETURN_IF_ERROR(SyncIndex());
+  std::lock_guard<std::mutex> lock(sync_mu_);  // applied_seq_ stays put while saving
+  for (const auto& p : index_.Partitions()) {
+    if (!index_.IsHnsw(p)) continue;
+    std::error_code ec;
+    std::filesystem::create_directories(sidecar_dir_, ec);
+    std::string path = SidecarPath(p);
+    DS_RETURN_IF_ERROR(index_.SaveGraph(p, path));
+    json::object info{{"model", embedder_.model()},
+                      {"dim", embedder_.dim()},
+                      {"seq", applied_seq_},
+                      {"count", static_cast<int64_t>(index_.Size(p))}};
+    std::string tmp = path + ".json.tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << json::serialize(info);
+      if (!out) return Status::Internal("cannot write " + tmp);
+    }
+    std::filesystem::rename(tmp, path + ".json", ec);
+    if (ec) return Status::Internal("cannot write " + path + ".json: " + ec.message());
+  }
+  return Status::Ok();
 }
 
 Result<std::pair<int64_t, int64_t>> MemoryService::WriteLogged(

@@ -29,10 +29,17 @@ namespace ds::memory {
 
 class MemoryService {
  public:
-  MemoryService(Database& db, Embedder& embedder);
+  // `sidecar_dir` holds persisted HNSW graphs (default: "<db path>.index").
+  MemoryService(Database& db, Embedder& embedder, VectorIndexOptions index_options = {},
+                std::string sidecar_dir = "");
 
   // Loads this model's vectors into the index; call once before serving.
+  // Partitions large enough for HNSW load their graph from the sidecar when
+  // one matches (then only newer changes are replayed) instead of rebuilding.
   Status LoadIndex();
+  // Writes every HNSW partition's graph with the change-log position it
+  // covers (call on shutdown; LoadIndex also saves graphs it had to build).
+  Status SaveSidecars();
   // Replays memory_changes newer than what the index reflects, so writes by
   // other processes on the same database show up. Search calls it first;
   // cheap when nothing changed (one indexed max() query).
@@ -71,9 +78,12 @@ class MemoryService {
   // db_.Write that also reports the change-log head before and after `fn`.
   Result<std::pair<int64_t, int64_t>> WriteLogged(const std::function<Status(Connection&)>& fn);
 
+  std::string SidecarPath(const std::string& partition) const;
+
   Database& db_;
   Embedder& embedder_;
   VectorIndex index_;
+  std::string sidecar_dir_;
   std::mutex sync_mu_;
   int64_t applied_seq_ = 0;  // the memory_changes position the index reflects
 };

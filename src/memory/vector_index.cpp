@@ -40,12 +40,29 @@ std::vector<VectorHit> TopK::Take() {
   return out;
 }
 
-VectorIndex::VectorIndex(int dim) : dim_(dim) {}
+VectorIndex::VectorIndex(int dim, VectorIndexOptions opts) : dim_(dim), opts_(opts) {}
+
+void VectorIndex::Promote(Partition& p) {
+  auto graph = std::make_unique<HnswGraph>(dim_, opts_.hnsw, p.ids.size() + p.ids.size() / 4);
+  for (size_t i = 0; i < p.ids.size(); ++i) {
+    if (!graph->Add(p.ids[i], p.rows.data() + i * dim_).ok()) return;  // stay flat
+    p.hnsw_meta[p.ids[i]] = p.meta[i];
+  }
+  p.hnsw = std::move(graph);
+  std::vector<float>().swap(p.rows);
+  std::vector<int64_t>().swap(p.ids);
+  std::vector<VectorMeta>().swap(p.meta);
+  std::unordered_map<int64_t, size_t>().swap(p.slot);
+}
 
 void VectorIndex::Upsert(const std::string& partition, int64_t memory_id, const float* vec,
                          VectorMeta meta) {
   std::unique_lock lock(mu_);
   Partition& p = partitions_[partition];
+  if (p.hnsw) {
+    if (p.hnsw->Add(memory_id, vec).ok()) p.hnsw_meta[memory_id] = meta;
+    return;
+  }
   auto it = p.slot.find(memory_id);
   size_t slot;
   if (it != p.slot.end()) {
@@ -59,14 +76,21 @@ void VectorIndex::Upsert(const std::string& partition, int64_t memory_id, const 
     p.slot.emplace(memory_id, slot);
   }
   std::copy(vec, vec + dim_, p.rows.begin() + static_cast<std::ptrdiff_t>(slot * dim_));
+  if (p.ids.size() >= opts_.hnsw_threshold) Promote(p);
 }
 
 void VectorIndex::SetMeta(const std::string& partition, int64_t memory_id, VectorMeta meta) {
   std::unique_lock lock(mu_);
   auto pit = partitions_.find(partition);
   if (pit == partitions_.end()) return;
-  auto it = pit->second.slot.find(memory_id);
-  if (it != pit->second.slot.end()) pit->second.meta[it->second] = meta;
+  Partition& p = pit->second;
+  if (p.hnsw) {
+    auto it = p.hnsw_meta.find(memory_id);
+    if (it != p.hnsw_meta.end()) it->second = meta;
+    return;
+  }
+  auto it = p.slot.find(memory_id);
+  if (it != p.slot.end()) p.meta[it->second] = meta;
 }
 
 void VectorIndex::RemoveAnywhere(int64_t memory_id) {
@@ -74,7 +98,7 @@ void VectorIndex::RemoveAnywhere(int64_t memory_id) {
   {
     std::shared_lock lock(mu_);
     for (const auto& [name, p] : partitions_) {
-      if (p.slot.count(memory_id)) holders.push_back(name);
+      if (p.slot.count(memory_id) || p.hnsw_meta.count(memory_id)) holders.push_back(name);
     }
   }
   for (const auto& name : holders) Remove(name, memory_id);
@@ -84,7 +108,15 @@ void VectorIndex::Remove(const std::string& partition, int64_t memory_id) {
   std::unique_lock lock(mu_);
   auto pit = partitions_.find(partition);
   if (pit == partitions_.end()) return;
-  Partition& p = pit->second;
+  RemoveLocked(pit->second, memory_id);
+}
+
+void VectorIndex::RemoveLocked(Partition& p, int64_t memory_id) {
+  if (p.hnsw) {
+    p.hnsw->Remove(memory_id);
+    p.hnsw_meta.erase(memory_id);
+    return;
+  }
   auto it = p.slot.find(memory_id);
   if (it == p.slot.end()) return;
   size_t hole = it->second;
@@ -110,6 +142,33 @@ std::vector<VectorHit> VectorIndex::Search(const std::string& partition, const f
   auto pit = partitions_.find(partition);
   if (pit == partitions_.end() || k == 0) return {};
   const Partition& p = pit->second;
+  auto admit = [&](int64_t id, const VectorMeta& m) {
+    if (!include_dead && !m.live) return false;
+    if (type_mask && !(type_mask & m.content_type_bit)) return false;
+    return !accept || accept(id);
+  };
+  if (p.hnsw) {
+    // Over-fetch and post-filter; widen while filters reject too much, then
+    // fall back to an exact scan of the graph's storage.
+    const size_t live = p.hnsw->size();
+    for (size_t fetch = std::max<size_t>(k * 2, 32);; fetch *= 4) {
+      TopK top(k);
+      auto hits = p.hnsw->Search(query, std::min(fetch, live));
+      for (const auto& [id, sim] : hits) {
+        auto m = p.hnsw_meta.find(id);
+        if (m != p.hnsw_meta.end() && admit(id, m->second)) top.Push(id, sim);
+      }
+      if (top.full() || hits.size() >= live) return top.Take();
+      if (fetch >= 4096) break;
+    }
+    TopK top(k);
+    p.hnsw->ForEach([&](int64_t id, const float* v) {
+      auto m = p.hnsw_meta.find(id);
+      if (m == p.hnsw_meta.end() || !admit(id, m->second)) return;
+      top.Push(id, Dot(query, v, static_cast<size_t>(dim_)));
+    });
+    return top.Take();
+  }
   TopK top(k);
   constexpr size_t kBlock = 256;
   float scores[kBlock];
@@ -130,24 +189,68 @@ std::vector<VectorHit> VectorIndex::Search(const std::string& partition, const f
   return top.Take();
 }
 
+namespace {
+size_t Count(const auto& p) { return p.hnsw ? p.hnsw->size() : p.ids.size(); }
+}  // namespace
+
 size_t VectorIndex::Size(const std::string& partition) const {
   std::shared_lock lock(mu_);
   auto it = partitions_.find(partition);
-  return it == partitions_.end() ? 0 : it->second.ids.size();
+  return it == partitions_.end() ? 0 : Count(it->second);
 }
 
 size_t VectorIndex::TotalSize() const {
   std::shared_lock lock(mu_);
   size_t n = 0;
-  for (const auto& [k, p] : partitions_) n += p.ids.size();
+  for (const auto& [k, p] : partitions_) n += Count(p);
   return n;
 }
 
 size_t VectorIndex::VectorBytes() const {
   std::shared_lock lock(mu_);
   size_t n = 0;
-  for (const auto& [k, p] : partitions_) n += p.rows.size() * sizeof(float);
+  for (const auto& [k, p] : partitions_) n += Count(p) * static_cast<size_t>(dim_) * sizeof(float);
   return n;
+}
+
+bool VectorIndex::IsHnsw(const std::string& partition) const {
+  std::shared_lock lock(mu_);
+  auto it = partitions_.find(partition);
+  return it != partitions_.end() && it->second.hnsw != nullptr;
+}
+
+std::vector<std::string> VectorIndex::Partitions() const {
+  std::shared_lock lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, p] : partitions_) out.push_back(name);
+  return out;
+}
+
+Status VectorIndex::SaveGraph(const std::string& partition, const std::string& path) const {
+  std::unique_lock lock(mu_);  // hnswlib's save must not race with inserts
+  auto it = partitions_.find(partition);
+  if (it == partitions_.end() || !it->second.hnsw) {
+    return Status::NotFound("partition " + partition + " has no HNSW graph");
+  }
+  return it->second.hnsw->Save(path);
+}
+
+Status VectorIndex::LoadGraph(const std::string& partition, const std::string& path,
+                              const std::unordered_map<int64_t, VectorMeta>& meta) {
+  DS_ASSIGN_OR_RETURN(auto graph, HnswGraph::Load(path, dim_, opts_.hnsw));
+  std::vector<int64_t> stale;
+  graph->ForEach([&](int64_t id, const float*) {
+    if (!meta.count(id)) stale.push_back(id);
+  });
+  for (int64_t id : stale) graph->Remove(id);
+  std::unique_lock lock(mu_);
+  Partition& p = partitions_[partition];
+  p = Partition();
+  p.hnsw = std::move(graph);
+  for (const auto& [id, m] : meta) {
+    if (p.hnsw->Contains(id)) p.hnsw_meta[id] = m;
+  }
+  return Status::Ok();
 }
 
 }  // namespace ds::memory

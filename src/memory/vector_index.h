@@ -1,10 +1,13 @@
 // VectorIndex keeps the embeddings of one model in memory, partitioned by
-// project, and answers exact top-k nearest-neighbour queries (inner product of
-// L2-normalised vectors = cosine similarity) with a SIMD scan.
-// Representation: per partition one contiguous row-major float array plus
-// parallel arrays of memory ids and per-row flags; a hash map finds a row by
-// memory id. Remove swaps the last row into the hole, so rows stay dense and
-// the scan touches only live bytes.
+// project, and answers top-k nearest-neighbour queries (inner product of
+// L2-normalised vectors = cosine similarity).
+// Representation: a partition below `hnsw_threshold` vectors is flat: one
+// contiguous row-major float array plus parallel arrays of memory ids and
+// per-row flags, scanned exactly with SIMD kernels; Remove swaps the last row
+// into the hole so rows stay dense. At the threshold the partition is promoted
+// to an HNSW graph whose storage then holds the only copy of its vectors;
+// filters are applied by over-fetching and post-filtering, widening the fetch,
+// and finally falling back to an exact scan over the graph's storage.
 // Thread-safety: all methods may be called concurrently; searches share a
 // reader lock per index, mutations take it exclusively.
 #pragma once
@@ -14,7 +17,11 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <memory>
 #include <vector>
+
+#include "core/status.h"
+#include "memory/hnsw_graph.h"
 
 namespace ds::memory {
 
@@ -29,10 +36,16 @@ struct VectorMeta {
   bool live = true;               // false when archived or superseded
 };
 
+struct VectorIndexOptions {
+  size_t hnsw_threshold = 50000;  // vectors per partition before HNSW takes over
+  HnswParams hnsw;
+};
+
 class VectorIndex {
  public:
-  explicit VectorIndex(int dim);
+  explicit VectorIndex(int dim, VectorIndexOptions opts = {});
   int dim() const { return dim_; }
+  const VectorIndexOptions& options() const { return opts_; }
 
   // Inserts or replaces the vector of `memory_id` in `partition`.
   void Upsert(const std::string& partition, int64_t memory_id, const float* vec,
@@ -49,18 +62,34 @@ class VectorIndex {
                                 const std::function<bool(int64_t)>& accept = {}) const;
   size_t Size(const std::string& partition) const;
   size_t TotalSize() const;
-  // Bytes held by vector rows (for stats and memory budgets).
+  // Bytes held by vectors (for stats and memory budgets).
   size_t VectorBytes() const;
+  bool IsHnsw(const std::string& partition) const;
+  std::vector<std::string> Partitions() const;
+
+  // Writes a partition's HNSW graph (NotFound when the partition is flat).
+  Status SaveGraph(const std::string& partition, const std::string& path) const;
+  // Replaces `partition` with a graph loaded from `path` and the given
+  // per-memory flags (memories absent from `meta` are dropped from the graph).
+  Status LoadGraph(const std::string& partition, const std::string& path,
+                   const std::unordered_map<int64_t, VectorMeta>& meta);
 
  private:
   struct Partition {
+    // Flat representation.
     std::vector<float> rows;
     std::vector<int64_t> ids;
     std::vector<VectorMeta> meta;
     std::unordered_map<int64_t, size_t> slot;
+    // HNSW representation (flat arrays empty when set).
+    std::unique_ptr<HnswGraph> hnsw;
+    std::unordered_map<int64_t, VectorMeta> hnsw_meta;
   };
+  void Promote(Partition& p);
+  void RemoveLocked(Partition& p, int64_t memory_id);
 
   int dim_;
+  VectorIndexOptions opts_;
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, Partition> partitions_;
 };

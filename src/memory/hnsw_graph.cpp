@@ -1,0 +1,130 @@
+#include "memory/hnsw_graph.h"
+
+#include <hnswlib/hnswlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <unordered_set>
+
+namespace ds::memory {
+
+struct HnswGraph::Impl {
+  Impl(int dim, HnswParams p) : dim(dim), params(p), space(static_cast<size_t>(dim)) {}
+  int dim;
+  HnswParams params;
+  hnswlib::InnerProductSpace space;
+  std::unique_ptr<hnswlib::HierarchicalNSW<float>> index;
+  std::unordered_set<int64_t> live;  // labels not marked deleted
+};
+
+HnswGraph::HnswGraph(int dim, HnswParams params, size_t initial_capacity)
+    : impl_(std::make_unique<Impl>(dim, params)) {
+  impl_->index = std::make_unique<hnswlib::HierarchicalNSW<float>>(
+      &impl_->space, std::max<size_t>(initial_capacity, 1024), static_cast<size_t>(params.m),
+      static_cast<size_t>(params.ef_construction));
+  impl_->index->ef_ = static_cast<size_t>(params.ef_search);
+}
+
+HnswGraph::~HnswGraph() = default;
+
+Result<std::unique_ptr<HnswGraph>> HnswGraph::Load(const std::string& path, int dim,
+                                                   HnswParams params) {
+  std::unique_ptr<HnswGraph> g(new HnswGraph(dim, params, 1));
+  try {
+    // hnswlib trusts the file; check the size matches the dimension first.
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Status::NotFound("no HNSW sidecar at " + path);
+    g->impl_->index = std::make_unique<hnswlib::HierarchicalNSW<float>>(&g->impl_->space, path);
+    if (g->impl_->index->data_size_ != static_cast<size_t>(dim) * sizeof(float)) {
+      return Status::InvalidArgument("HNSW sidecar " + path + " has another dimension");
+    }
+    g->impl_->index->ef_ = static_cast<size_t>(params.ef_search);
+    auto& idx = *g->impl_->index;
+    for (size_t i = 0; i < idx.cur_element_count; ++i) {
+      auto internal = static_cast<hnswlib::tableint>(i);
+      if (!idx.isMarkedDeleted(internal)) {
+        g->impl_->live.insert(static_cast<int64_t>(idx.getExternalLabel(internal)));
+      }
+    }
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument("cannot load HNSW sidecar " + path + ": " + e.what());
+  }
+  return g;
+}
+
+Status HnswGraph::Save(const std::string& path) const {
+  try {
+    std::string tmp = path + ".tmp";
+    impl_->index->saveIndex(tmp);
+    std::filesystem::rename(tmp, path);
+  } catch (const std::exception& e) {
+    return Status::Internal("cannot save HNSW sidecar " + path + ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+Status HnswGraph::Add(int64_t label, const float* vec) {
+  try {
+    auto& idx = *impl_->index;
+    if (!impl_->live.count(label) && idx.cur_element_count >= idx.max_elements_) {
+      idx.resizeIndex(idx.max_elements_ * 2);
+    }
+    idx.addPoint(vec, static_cast<hnswlib::labeltype>(label));
+    impl_->live.insert(label);
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("HNSW insert failed: ") + e.what());
+  }
+  return Status::Ok();
+}
+
+void HnswGraph::Remove(int64_t label) {
+  if (!impl_->live.erase(label)) return;
+  try {
+    impl_->index->markDelete(static_cast<hnswlib::labeltype>(label));
+  } catch (const std::exception&) {
+    // Unknown label: nothing to delete.
+  }
+}
+
+bool HnswGraph::Contains(int64_t label) const { return impl_->live.count(label) > 0; }
+
+std::vector<std::pair<int64_t, float>> HnswGraph::Search(const float* query, size_t k) const {
+  std::vector<std::pair<int64_t, float>> out;
+  if (k == 0 || impl_->live.empty()) return out;
+  try {
+    auto pq = impl_->index->searchKnn(query, std::min(k, impl_->live.size()));
+    out.resize(pq.size());
+    // The queue pops the farthest first.
+    for (size_t i = pq.size(); i-- > 0;) {
+      out[i] = {static_cast<int64_t>(pq.top().second), 1.0f - pq.top().first};
+      pq.pop();
+    }
+  } catch (const std::exception&) {
+    out.clear();
+  }
+  return out;
+}
+
+std::vector<float> HnswGraph::Vector(int64_t label) const {
+  if (!impl_->live.count(label)) return {};
+  try {
+    return impl_->index->getDataByLabel<float>(static_cast<hnswlib::labeltype>(label));
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+void HnswGraph::ForEach(const std::function<void(int64_t, const float*)>& fn) const {
+  auto& idx = *impl_->index;
+  for (size_t i = 0; i < idx.cur_element_count; ++i) {
+    auto internal = static_cast<hnswlib::tableint>(i);
+    if (idx.isMarkedDeleted(internal)) continue;
+    fn(static_cast<int64_t>(idx.getExternalLabel(internal)),
+       reinterpret_cast<const float*>(idx.getDataByInternalId(internal)));
+  }
+}
+
+size_t HnswGraph::size() const { return impl_->live.size(); }
+size_t HnswGraph::capacity() const { return impl_->index->max_elements_; }
+
+}  // namespace ds::memory

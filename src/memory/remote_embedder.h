@@ -1,0 +1,90 @@
+// RemoteEmbedder calls an embedding server over HTTP: Ollama (POST /api/embed,
+// {"model", "input": [...]} -> {"embeddings": [[...]]}) or any OpenAI-compatible
+// server (POST /v1/embeddings -> {"data": [{"index", "embedding"}]}: OpenAI,
+// llama.cpp server, vLLM, TEI, LM Studio).
+// Batches requests (batch_size texts each), bounds connect and total time,
+// retries 429/5xx/network failures with exponential backoff plus jitter (never
+// other 4xx), caches vectors in an LRU keyed by (model, BLAKE2b(text)), checks
+// every vector has `dim` values and L2-normalises it.
+// Thread-safety: Embed() may run concurrently (one curl handle per call; the
+// cache has its own lock).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <list>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "memory/embedder.h"
+
+namespace ds::memory {
+
+struct RemoteEmbedderOptions {
+  std::string provider = "ollama";  // ollama | openai
+  std::string base_url = "http://127.0.0.1:11434";
+  std::string model = "embeddinggemma:300m";
+  int dim = 768;
+  std::string api_key;  // sent as "Authorization: Bearer" when set
+  int batch_size = 32;
+  int connect_timeout_ms = 2000;
+  int timeout_ms = 30000;
+  int max_retries = 3;
+  int backoff_base_ms = 200;
+  size_t cache_entries = 10000;
+  double noise_floor = 0.0;
+};
+
+// A bounded least-recently-used map from a text's key to its vector.
+class EmbeddingCache {
+ public:
+  explicit EmbeddingCache(size_t capacity) : capacity_(capacity) {}
+  bool Get(const std::string& key, Vector* out);
+  void Put(const std::string& key, const Vector& v);
+  size_t size() const;
+
+ private:
+  size_t capacity_;
+  mutable std::mutex mu_;
+  std::list<std::pair<std::string, Vector>> order_;  // front = most recent
+  std::unordered_map<std::string, std::list<std::pair<std::string, Vector>>::iterator> map_;
+};
+
+class RemoteEmbedder : public Embedder {
+ public:
+  explicit RemoteEmbedder(RemoteEmbedderOptions opts);
+  const std::string& model() const override { return model_id_; }
+  int dim() const override { return opts_.dim; }
+  double NoiseFloor() const override { return opts_.noise_floor; }
+  Result<std::vector<Vector>> Embed(const std::vector<std::string>& texts) override;
+
+  // Requests sent to the server so far (tests and metrics).
+  int64_t requests() const { return requests_; }
+  int64_t cache_hits() const { return cache_hits_; }
+
+ private:
+  Result<std::vector<Vector>> EmbedBatch(const std::vector<std::string>& texts);
+
+  RemoteEmbedderOptions opts_;
+  std::string model_id_;  // "<provider>:<model>"
+  EmbeddingCache cache_;
+  std::atomic<int64_t> requests_{0};
+  std::atomic<int64_t> cache_hits_{0};
+};
+
+struct EmbedderConfig {
+  std::string provider = "hash";  // hash | ollama | openai
+  RemoteEmbedderOptions remote;
+};
+
+// Reads DEVSTREAM_EMBEDDING_PROVIDER, DEVSTREAM_EMBEDDING_MODEL,
+// DEVSTREAM_EMBEDDING_URL (or OLLAMA_HOST for ollama), DEVSTREAM_EMBEDDING_DIM,
+// DEVSTREAM_EMBEDDING_API_KEY (or OPENAI_API_KEY) over the defaults; an
+// InvalidArgument names a bad value.
+Result<EmbedderConfig> EmbedderConfigFromEnv();
+Result<std::unique_ptr<Embedder>> MakeEmbedder(const EmbedderConfig& config);
+
+}  // namespace ds::memory

@@ -1,0 +1,166 @@
+// HNSW partitions: promotion at the threshold, recall against the exact scan,
+// filters, deletes, and the sidecar graph with change-log replay.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "memory/embedder.h"
+#include "memory/memory_service.h"
+#include "memory/vector_index.h"
+#include "test_util.h"
+
+namespace ds::memory {
+namespace {
+
+std::vector<float> RandomUnit(std::mt19937& rng, int dim) {
+  std::normal_distribution<float> n(0, 1);
+  std::vector<float> v(static_cast<size_t>(dim));
+  double norm = 0;
+  for (auto& x : v) {
+    x = n(rng);
+    norm += x * x;
+  }
+  for (auto& x : v) x = static_cast<float>(x / std::sqrt(norm));
+  return v;
+}
+
+TEST(HnswIndexTest, PromotesAtThresholdAndKeepsRecall) {
+  constexpr int kDim = 32;
+  constexpr int kN = 3000;
+  VectorIndexOptions opts;
+  opts.hnsw_threshold = 1000;
+  VectorIndex hnsw(kDim, opts);
+  VectorIndexOptions flat_opts;
+  flat_opts.hnsw_threshold = 1 << 30;
+  VectorIndex flat(kDim, flat_opts);
+  std::mt19937 rng(7);
+  for (int i = 1; i <= kN; ++i) {
+    auto v = RandomUnit(rng, kDim);
+    VectorMeta meta;
+    meta.content_type_bit = 1u << (i % 3);
+    hnsw.Upsert("p", i, v.data(), meta);
+    flat.Upsert("p", i, v.data(), meta);
+  }
+  EXPECT_TRUE(hnsw.IsHnsw("p"));
+  EXPECT_FALSE(flat.IsHnsw("p"));
+  EXPECT_EQ(hnsw.Size("p"), static_cast<size_t>(kN));
+  double found = 0, total = 0;
+  for (int q = 0; q < 50; ++q) {
+    auto query = RandomUnit(rng, kDim);
+    auto exact = flat.Search("p", query.data(), 10, 0, false);
+    auto approx = hnsw.Search("p", query.data(), 10, 0, false);
+    ASSERT_EQ(approx.size(), 10u);
+    for (const auto& e : exact) {
+      total += 1;
+      for (const auto& a : approx) found += a.memory_id == e.memory_id;
+    }
+  }
+  EXPECT_GE(found / total, 0.95) << "recall@10";
+  // A type filter: every hit has the type, and the count is still k.
+  auto query = RandomUnit(rng, kDim);
+  auto typed = hnsw.Search("p", query.data(), 10, 1u << 1, false);
+  ASSERT_EQ(typed.size(), 10u);
+  for (const auto& h : typed) EXPECT_EQ(h.memory_id % 3, 1);
+  // A very selective filter falls back to an exact scan and still answers.
+  auto only = hnsw.Search("p", query.data(), 5, 0, false,
+                          [](int64_t id) { return id == 42 || id == 2024; });
+  ASSERT_EQ(only.size(), 2u);
+  // Deletes and dead rows disappear.
+  hnsw.Remove("p", only[0].memory_id);
+  VectorMeta dead;
+  dead.live = false;
+  dead.content_type_bit = 1u << (only[1].memory_id % 3);
+  hnsw.SetMeta("p", only[1].memory_id, dead);
+  EXPECT_TRUE(hnsw.Search("p", query.data(), 5, 0, false,
+                          [](int64_t id) { return id == 42 || id == 2024; })
+                  .empty());
+  EXPECT_EQ(hnsw.Size("p"), static_cast<size_t>(kN - 1));
+}
+
+TEST(HnswIndexTest, SidecarLoadsAndReplaysNewerChanges) {
+  std::string path;
+  auto db = ds::testing::NewMigratedDb(&path);
+  ASSERT_TRUE(db);
+  HashEmbedder embedder;
+  VectorIndexOptions opts;
+  opts.hnsw_threshold = 200;
+  std::string sidecars = ds::testing::TempDir();
+  std::vector<MemoryInput> inputs;
+  for (int i = 0; i < 300; ++i) {
+    MemoryInput in;
+    in.content = "note " + std::to_string(i) + " about module" + std::to_string(i % 17) +
+                 " and function handler" + std::to_string(i);
+    in.content_type = "learning";
+    inputs.push_back(in);
+  }
+  {
+    MemoryService svc(*db, embedder, opts, sidecars);
+    ASSERT_TRUE(svc.LoadIndex().ok());
+    ASSERT_TRUE(svc.StoreBatch(inputs).ok());
+    ASSERT_TRUE(svc.SaveSidecars().ok());
+  }
+  // Changes after the sidecar was written: a new memory and a deletion.
+  int64_t added_id = 0;
+  {
+    VectorIndexOptions flat;
+    flat.hnsw_threshold = 1 << 30;
+    MemoryService other(*db, embedder, flat, ds::testing::TempDir());
+    MemoryInput in;
+    in.content = "zebra quagga okapi unusual words";
+    in.content_type = "decision";
+    auto r = other.Store(in);
+    ASSERT_TRUE(r.ok());
+    added_id = r->memory.id;
+    ASSERT_TRUE(other.Delete(1).ok());
+  }
+  MemoryService svc(*db, embedder, opts, sidecars);
+  ASSERT_TRUE(svc.LoadIndex().ok());
+  auto stats = svc.Stats(std::nullopt);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->indexed, 300) << "300 - 1 deleted + 1 added";
+  SearchQuery q;
+  q.query = "zebra quagga okapi";
+  q.mode = SearchMode::kVector;
+  q.record_access = false;
+  auto r = svc.Search(q);
+  ASSERT_TRUE(r.ok());
+  ASSERT_FALSE(r->hits.empty());
+  EXPECT_EQ(r->hits[0].memory.id, added_id);
+  q.query = "note 0 about module0 and function handler0";
+  r = svc.Search(q);
+  ASSERT_TRUE(r.ok());
+  for (const auto& h : r->hits) EXPECT_NE(h.memory.id, 1) << "deleted memory came back";
+}
+
+TEST(HnswIndexTest, OtherProcessWritesReachTheIndex) {
+  std::string path;
+  auto db = ds::testing::NewMigratedDb(&path);
+  ASSERT_TRUE(db);
+  auto db2 = Database::Open(path, {});
+  ASSERT_TRUE(db2.ok());
+  HashEmbedder embedder;
+  MemoryService reader(*db, embedder);
+  ASSERT_TRUE(reader.LoadIndex().ok());
+  MemoryService writer(**db2, embedder);
+  ASSERT_TRUE(writer.LoadIndex().ok());
+  MemoryInput in;
+  in.content = "kubernetes readiness probe flapping during rollout";
+  in.content_type = "error";
+  auto stored = writer.Store(in);
+  ASSERT_TRUE(stored.ok());
+  SearchQuery q;
+  q.query = "readiness probe flapping";
+  q.mode = SearchMode::kVector;
+  q.record_access = false;
+  auto r = reader.Search(q);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->hits.size(), 1u);
+  EXPECT_EQ(r->hits[0].memory.id, stored->memory.id);
+  ASSERT_TRUE(writer.Forget(stored->memory.id).ok());
+  r = reader.Search(q);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->hits.empty()) << "archived elsewhere: must leave this index too";
+}
+
+}  // namespace
+}  // namespace ds::memory
