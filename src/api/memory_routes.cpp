@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "api/handler_util.h"
+#include "core/id.h"
 #include "memory/codec.h"
 
 namespace ds::api {
@@ -51,7 +52,8 @@ void RegisterMemoryRoutes(Router& router, memory::MemoryService& svc) {
                                               {"deduplicated", r.deduplicated},
                                               {"redactions", r.redactions}});
                }
-               return JsonResponse(201, json::object{{"items", std::move(items)},
+               return JsonResponse(created > 0 ? 201 : 200,
+                                   json::object{{"items", std::move(items)},
                                                      {"created", created},
                                                      {"deduplicated",
                                                       static_cast<int>(results.size()) - created}});
@@ -64,6 +66,15 @@ void RegisterMemoryRoutes(Router& router, memory::MemoryService& svc) {
                f.project = RequestProject(req);
                DS_ASSIGN_OR_RETURN(auto type, QueryEnum(req, "content_type", memory::ContentTypes()));
                if (type) f.content_types.push_back(*type);
+               for (auto [key, prefix] : {std::pair{"plan_id", "pln"}, std::pair{"phase_id", "phs"},
+                                          std::pair{"task_id", "tsk"}}) {
+                 auto v = req.Query(key);
+                 if (v && !IsValidId(*v, prefix)) {
+                   return Status::InvalidArgument(std::string("query parameter ") + key + ": \"" +
+                                                  *v + "\" is not a " + prefix + "_… id")
+                       .WithDetail("parameter", key);
+                 }
+               }
                f.plan_id = req.Query("plan_id");
                f.phase_id = req.Query("phase_id");
                f.task_id = req.Query("task_id");

@@ -46,12 +46,15 @@ bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
 std::optional<int64_t> ParseTimestamp(std::string_view s) {
   int y, mo, d, h, mi, sec;
   if (!Digits(s, 0, 4, &y) || s.size() < 19 || s[4] != '-' || !Digits(s, 5, 2, &mo) ||
-      s[7] != '-' || !Digits(s, 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+      s[7] != '-' || !Digits(s, 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
       !Digits(s, 11, 2, &h) || s[13] != ':' || !Digits(s, 14, 2, &mi) || s[16] != ':' ||
       !Digits(s, 17, 2, &sec)) {
     return std::nullopt;
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59) return std::nullopt;
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (d > kDays[mo - 1] + (mo == 2 && leap)) return std::nullopt;
   size_t pos = 19;
   int ms = 0;
   if (pos < s.size() && s[pos] == '.') {
@@ -76,6 +79,8 @@ std::optional<int64_t> ParseTimestamp(std::string_view s) {
     }
     offset_min = (oh * 60 + om) * (s[pos] == '+' ? 1 : -1);
     pos += 6;
+  } else {
+    return std::nullopt;  // RFC 3339 requires Z or an offset
   }
   if (pos != s.size()) return std::nullopt;
   // Days from civil (proleptic Gregorian), after H. Hinnant's public algorithm.

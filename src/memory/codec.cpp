@@ -182,7 +182,7 @@ Result<SearchQuery> DecodeSearchQuery(const json::value& body) {
     } else {
       ObjectReader wr(w->get_object(), "search.weights");
       if (auto k = wr.Number("keyword", false, 0, 10)) q.keyword_weight = *k;
-      if (auto v = wr.Number("vector", false, 0, 10)) q.vector_weight = *v;
+      q.vector_weight = wr.Number("vector", false, 0, 10);
       Status st = wr.Finish();
       if (!st.ok()) r.Fail("weights", st.message());
     }

@@ -116,15 +116,22 @@ Result<Memory> LoadMemory(Connection& c, int64_t id) {
   return ReadMemory(s);
 }
 
-Status CheckExists(Connection& c, const char* table, const std::optional<std::string>& id,
-                   const char* field) {
+// `sql` selects the project id of the linked row; it must exist and belong to
+// the memory's project.
+Status CheckLink(Connection& c, const std::string& sql, const std::optional<std::string>& id,
+                 const char* field, const std::string& project_id) {
   if (!id) return Status::Ok();
-  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT 1 FROM ") + table + " WHERE id = ?"));
+  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(sql));
   s.Bind(1, *id);
   DS_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) {
     return Status::InvalidArgument(std::string("memory.") + field + ": " + *id +
                                    " does not exist")
+        .WithDetail("field", field);
+  }
+  if (s.Text(0) != project_id) {
+    return Status::InvalidArgument(std::string("memory.") + field + ": " + *id +
+                                   " belongs to another project")
         .WithDetail("field", field);
   }
   return Status::Ok();
@@ -133,8 +140,7 @@ Status CheckExists(Connection& c, const char* table, const std::optional<std::st
 Status WriteVector(Connection& c, int64_t memory_id, const std::string& model, const Vector& v) {
   DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
       "INSERT INTO memory_vectors(memory_id, model, dim, vec) VALUES(?,?,?,?)"
-      " ON CONFLICT(memory_id) DO UPDATE SET model = excluded.model, dim = excluded.dim,"
-      " vec = excluded.vec"));
+      " ON CONFLICT(memory_id, model) DO UPDATE SET dim = excluded.dim, vec = excluded.vec"));
   s.Bind(1, memory_id).Bind(2, model).Bind(3, static_cast<int64_t>(v.size()));
   s.BindBlob(4, v.data(), v.size() * sizeof(float));
   return s.Run();
@@ -258,8 +264,15 @@ ContextResult AssembleContext(const std::vector<SearchHit>& hits, int budget, bo
     if (!age.empty()) header += " · " + age;
     header += "\n";
     bool fence = IsCodeFormat(m.content_format);
-    std::string open = fence ? "```" + m.content_format + "\n" : "";
-    std::string close = fence ? "\n```\n" : "\n";
+    // The fence must be longer than any backtick run inside the content.
+    size_t run = 0, longest = 0;
+    for (char ch : m.content) {
+      run = ch == '`' ? run + 1 : 0;
+      longest = std::max(longest, run);
+    }
+    std::string ticks(std::max<size_t>(3, longest + 1), '`');
+    std::string open = fence ? ticks + m.content_format + "\n" : "";
+    std::string close = fence ? "\n" + ticks + "\n" : "\n";
     std::string block = header + open + m.content + close + "\n";
     int tokens = EstimateTokens(block);
     int left = budget - out.tokens;
@@ -590,23 +603,59 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
       DS_ASSIGN_OR_RETURN(bool exists, find.Step());
       if (exists) {
         int64_t id = find.Int(0);
-        bool archived = find.Int(1) != 0;
-        if (archived) {
+        find.Reset();
+        DS_ASSIGN_OR_RETURN(Memory existing, LoadMemory(c, id));
+        bool changed = false;
+        if (existing.archived) {
           // Storing it again means it matters again.
           DS_ASSIGN_OR_RETURN(Stmt revive, c.Prepare("UPDATE semantic_memory SET archived = 0, "
                                                      "updated_at = ? WHERE id = ?"));
           revive.Bind(1, now).Bind(2, id);
           DS_RETURN_IF_ERROR(revive.Run());
+          changed = true;
+        }
+        std::vector<int64_t> superseded;
+        if (existing.superseded_by && existing.file_path) {
+          // An older snapshot of a file stored again (a revert) is current
+          // again, and the snapshots that had replaced it step back.
+          DS_ASSIGN_OR_RETURN(Stmt cur, c.Prepare(
+              "SELECT id FROM semantic_memory WHERE project_id = ? AND file_path = ?"
+              " AND content_type = ? AND id <> ? AND superseded_by IS NULL"));
+          cur.Bind(1, project_id).Bind(2, *existing.file_path).Bind(3, existing.content_type);
+          cur.Bind(4, id);
+          for (;;) {
+            DS_ASSIGN_OR_RETURN(bool row, cur.Step());
+            if (!row) break;
+            superseded.push_back(cur.Int(0));
+          }
+          for (int64_t other : superseded) {
+            DS_ASSIGN_OR_RETURN(Stmt sup, c.Prepare("UPDATE semantic_memory SET superseded_by = ?,"
+                                                    " updated_at = ? WHERE id = ?"));
+            sup.Bind(1, id).Bind(2, now).Bind(3, other);
+            DS_RETURN_IF_ERROR(sup.Run());
+          }
+          DS_ASSIGN_OR_RETURN(Stmt clear, c.Prepare("UPDATE semantic_memory SET superseded_by ="
+                                                    " NULL, updated_at = ? WHERE id = ?"));
+          clear.Bind(1, now).Bind(2, id);
+          DS_RETURN_IF_ERROR(clear.Run());
+          changed = true;
         }
         DS_ASSIGN_OR_RETURN(Memory m, LoadMemory(c, id));
-        results[i] = StoreResult{std::move(m), true, prepared[i].redactions, {}};
-        if (archived) ops.push_back({project_id, id, SIZE_MAX, {}});
+        results[i] = StoreResult{std::move(m), true, prepared[i].redactions, superseded};
+        if (changed) ops.push_back({project_id, id, SIZE_MAX, superseded});
         continue;
       }
-      DS_RETURN_IF_ERROR(CheckExists(c, "intervention_plans", in.plan_id, "plan_id"));
-      DS_RETURN_IF_ERROR(CheckExists(c, "phases", in.phase_id, "phase_id"));
-      DS_RETURN_IF_ERROR(CheckExists(c, "micro_tasks", in.task_id, "task_id"));
-      DS_RETURN_IF_ERROR(CheckExists(c, "work_sessions", in.session_id, "session_id"));
+      DS_RETURN_IF_ERROR(CheckLink(c, "SELECT project_id FROM intervention_plans WHERE id = ?",
+                                   in.plan_id, "plan_id", project_id));
+      DS_RETURN_IF_ERROR(CheckLink(c, "SELECT pl.project_id FROM phases ph JOIN "
+                                   "intervention_plans pl ON pl.id = ph.plan_id WHERE ph.id = ?",
+                                   in.phase_id, "phase_id", project_id));
+      DS_RETURN_IF_ERROR(CheckLink(c, "SELECT pl.project_id FROM micro_tasks t JOIN phases ph "
+                                   "ON ph.id = t.phase_id JOIN intervention_plans pl ON pl.id = "
+                                   "ph.plan_id WHERE t.id = ?",
+                                   in.task_id, "task_id", project_id));
+      DS_RETURN_IF_ERROR(CheckLink(c, "SELECT project_id FROM work_sessions WHERE id = ?",
+                                   in.session_id, "session_id", project_id));
       DS_ASSIGN_OR_RETURN(Stmt ins, c.Prepare(
           "INSERT INTO semantic_memory(project_id, plan_id, phase_id, task_id, session_id,"
           " content, content_type, content_format, source, file_path, keywords, content_hash,"
@@ -651,11 +700,13 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
   // Mirror the committed rows in the index.
   for (const auto& op : ops) {
     if (op.prepared_index == SIZE_MAX) {
-      // A revived (un-archived) duplicate: mark it live again.
+      // A revived duplicate (un-archived, or a reverted file snapshot): live again.
       for (const auto& r : results) {
-        if (r.memory.id == op.id) {
-          index_.SetMeta(op.partition, op.id, MetaFor(r.memory.content_type, false,
-                                                     r.memory.superseded_by.has_value()));
+        if (r.memory.id != op.id) continue;
+        index_.SetMeta(op.partition, op.id, MetaFor(r.memory.content_type, false,
+                                                   r.memory.superseded_by.has_value()));
+        for (int64_t old : op.superseded) {
+          index_.SetMeta(op.partition, old, MetaFor(r.memory.content_type, false, true));
         }
       }
       continue;
@@ -819,7 +870,16 @@ Status MemoryService::Delete(int64_t id) {
       if (!row) break;
       released.push_back({olds.Int(0), olds.Text(1), olds.Int(2) != 0});
     }
-    // The foreign key (ON DELETE SET NULL) makes those snapshots current again.
+    if (deleted.superseded_by) {
+      // A middle snapshot: older ones now point at the one that replaced it,
+      // so the chain keeps a single current snapshot.
+      DS_ASSIGN_OR_RETURN(Stmt relink, c.Prepare("UPDATE semantic_memory SET superseded_by = ?"
+                                                 " WHERE superseded_by = ?"));
+      relink.Bind(1, *deleted.superseded_by).Bind(2, id);
+      DS_RETURN_IF_ERROR(relink.Run());
+      released.clear();
+    }
+    // Otherwise the foreign key (ON DELETE SET NULL) makes them current again.
     DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM semantic_memory WHERE id = ?"));
     s.Bind(1, id);
     return s.Run();
@@ -839,7 +899,10 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
   SearchResult result;
   const MemoryFilter& f = q.filter;
   size_t limit = static_cast<size_t>(std::clamp(f.limit, 1, 100));
-  size_t fetch = std::max<size_t>(limit * 4, 50);
+  // Each side contributes its top `limit` to the fusion. Deeper lists let
+  // weak matches found by both sides outvote a strong one-sided match
+  // (measured on eval/retrieval: recall@5 0.685 at depth 50 vs 0.736 at 10).
+  size_t fetch = limit;
 
   // Embed the query first (outside any transaction); failure degrades.
   Vector qvec;
@@ -916,7 +979,8 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
 
   std::vector<FusedHit> fused;
   if (use_vector && use_keyword) {
-    fused = FuseRrf(keyword_ids, vector_ids, q.keyword_weight, q.vector_weight);
+    fused = FuseRrf(keyword_ids, vector_ids, q.keyword_weight,
+                    q.vector_weight.value_or(embedder_.FusionWeight()));
   } else if (use_vector) {
     fused = FuseRrf({}, vector_ids, 0, 1);
   } else {

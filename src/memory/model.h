@@ -75,7 +75,7 @@ struct SearchQuery {
   MemoryFilter filter;  // limit = number of results
   SearchMode mode = SearchMode::kHybrid;
   double keyword_weight = 1.0;
-  double vector_weight = 1.0;
+  std::optional<double> vector_weight;  // unset: the embedder's FusionWeight()
   // Vector matches below this cosine are dropped; unset = the embedder's noise floor.
   std::optional<double> min_similarity;
   bool record_access = true;

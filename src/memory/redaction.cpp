@@ -99,7 +99,16 @@ size_t MatchBearer(std::string_view s, size_t pos, size_t* keep) {
     }
     ++end;
   }
-  if (end - start < 8) return 0;
+  // A credential looks random: long, with a digit or token punctuation.
+  // "Bearer authentication" is prose, not a token.
+  if (end - start < 16) return 0;
+  bool tokenish = false;
+  for (size_t j = start; j < end; ++j) {
+    char ch = s[j];
+    tokenish |= std::isdigit(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' ||
+                ch == '-' || ch == '~' || ch == '+' || ch == '/' || ch == '=';
+  }
+  if (!tokenish) return 0;
   *keep = start - pos;
   return end - pos;
 }
@@ -115,8 +124,12 @@ size_t MatchAssignment(std::string_view s, size_t pos, size_t* keep) {
   if (key_end == pos || key_end - pos > 64) return 0;
   std::string key(s.substr(pos, key_end - pos));
   for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // The key must end with a secret word (DB_PASSWORD, aws_secret_access_key,
+  // authToken) — not merely contain one (max_tokens, token_count, passwordField).
   bool secret_key = false;
-  for (auto k : kKeys) secret_key |= key.find(k) != std::string::npos;
+  for (auto k : kKeys) {
+    secret_key |= key.size() >= k.size() && key.compare(key.size() - k.size(), k.size(), k) == 0;
+  }
   if (!secret_key) return 0;
   size_t i = key_end;
   if (i < s.size() && (s[i] == '"' || s[i] == '\'')) ++i;
@@ -127,7 +140,10 @@ size_t MatchAssignment(std::string_view s, size_t pos, size_t* keep) {
   char quote = 0;
   if (i < s.size() && (s[i] == '"' || s[i] == '\'')) quote = s[i++];
   size_t start = i;
-  while (i < s.size()) {
+  // Secrets are short; bounding the scan keeps the whole pass linear even on
+  // input like "password=$x" repeated without delimiters.
+  constexpr size_t kMaxValue = 512;
+  while (i < s.size() && i - start <= kMaxValue) {
     char c = s[i];
     if (quote ? c == quote : (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == ',' ||
                               c == ';' || c == '&' || c == '"' || c == '\'')) {
@@ -137,13 +153,14 @@ size_t MatchAssignment(std::string_view s, size_t pos, size_t* keep) {
     ++i;
   }
   size_t len = i - start;
-  // Skip empty values and obvious placeholders / code references.
-  if (len < 4) return 0;
+  // Skip empty values, runaway values and obvious placeholders / code references.
+  if (len < 4 || len > kMaxValue) return 0;
   std::string_view value = s.substr(start, len);
   if (value.front() == '$' || value.front() == '<' || value.front() == '{' ||
       value == "null" || value == "None" || value == "true" || value == "false" ||
       value.find("getenv") != std::string_view::npos ||
-      value.find("environ") != std::string_view::npos || value == "[REDACTED]") {
+      value.find("environ") != std::string_view::npos || value == "[REDACTED]" ||
+      (!quote && value.find('(') != std::string_view::npos)) {  // a call, not a literal
     return 0;
   }
   *keep = start - pos;

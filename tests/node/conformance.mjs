@@ -8,10 +8,11 @@
 // and query values sent as valid are validated against the document too, and
 // bodies sent to provoke a 422 must be rejected by the documented schema.
 // It also checks that GET /openapi.json serves the file byte-for-byte (as
-// JSON) and that the routes registered in src/api/rest_api.cpp are exactly
-// the documented operations. The server is stopped with SIGTERM in all cases.
+// JSON) and that the routes registered in src/api/rest_api.cpp and
+// src/api/memory_routes.cpp are exactly the documented operations. The
+// server is stopped with SIGTERM in all cases.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
@@ -26,9 +27,15 @@ const SHUTDOWN_TIMEOUT_MS = 15_000;
 
 const binary = process.argv[2];
 const docFile = process.argv[3] ?? fileURLToPath(new URL("../../src/api/openapi.json", import.meta.url));
-const routesFile = fileURLToPath(new URL("../../src/api/rest_api.cpp", import.meta.url));
+// Every source file that registers routes (router.Add) of the served API.
+const routesFiles = ["rest_api.cpp", "memory_routes.cpp"].map((f) => fileURLToPath(new URL(`../../src/api/${f}`, import.meta.url)));
 if (!binary) fail("usage: node conformance.mjs DEVSTREAM_BINARY [OPENAPI.json]");
 if (!existsSync(binary)) fail(`no devstream binary at ${binary}`);
+try {
+  accessSync(binary, fsConstants.X_OK);
+} catch {
+  fail(`${binary} is not executable (an interrupted or failed link?); rebuild the devstream target`);
+}
 
 const doc = loadDocument(docFile);
 const compiler = makeSchemaCompiler(doc, { strict: false });
@@ -72,6 +79,8 @@ function startServer() {
       }
     });
     child.on("error", (e) => {
+      // The process could not be started (or signalled): there is no exit to wait for.
+      if (!serverExit && child.pid === undefined) serverExit = { code: null, signal: null, spawnError: e.message };
       clearTimeout(timer);
       reject(e);
     });
@@ -512,25 +521,354 @@ async function scenario() {
   await call("DELETE", "/api/v1/plans/{id}", 204, { path: `${P}/plans/${other.id}`, headers: { "If-Match": `"${other.version}"` } });
   await call("DELETE", "/api/v1/plans/{id}", 404, { path: `${P}/plans/${other.id}` });
 
+  // ---- memories, search and context ----
+  await memoryScenario({ P, project, plan, phase: p1, task: a });
+
   // ---- after all that, still healthy ----
   await call("GET", "/health", 200);
+}
+
+// The memory routes (src/api/memory_routes.cpp): store, batch, list, get,
+// patch, forget, delete, stats, search and context, with their documented
+// errors. `project`, `plan`, `phase` and `task` come from the task scenario
+// (memories may link to them).
+async function memoryScenario({ P, project, plan, phase, task }) {
+  const M = `${P}/memories`;
+  const MQ = { project: "conformance" };
+  const MH = { "X-DevStream-Project": "conformance" };
+  const memPath = (m) => `${M}/${typeof m === "object" ? m.id : m}`;
+  const ids = (r) => (r.json?.items ?? r.json?.results ?? []).map((m) => m.id);
+  const bigBody = JSON.stringify({ content: "x".repeat(1_200_000), content_type: "output" });
+  const notUtf8 = { "X-DevStream-Project": "caf\u00e9" }; // fetch sends U+00E9 as the single byte 0xE9
+  const longAgent = { "X-DevStream-Agent": "a".repeat(201) };
+
+  // ---- empty project ----
+  const stats0 = await call("GET", `${M}/stats`, 200, { query: MQ });
+  expect(stats0.json?.memories === 0 && stats0.json?.vectors === 0 && stats0.json?.indexed === 0, "a project without memories should have zero stats");
+  await call("GET", `${M}/stats`, 200);
+  const empty = await call("GET", M, 200, { query: MQ });
+  expect(empty.json?.items?.length === 0 && empty.json?.next_cursor === null, "a project without memories should list none");
+
+  // ---- store ----
+  const C1 = "Build with CMake presets: run cmake --preset asan, then ninja in build/asan.";
+  const m1Res = await call("POST", M, 201, {
+    query: MQ,
+    json: { content: C1, content_type: "decision", content_format: "markdown", keywords: ["cmake", "build"], relevance_score: 0.8, pinned: true, plan_id: plan.id, phase_id: phase.id, task_id: task.id, source: "cli" },
+    bodyValid: true,
+  });
+  const m1 = m1Res.json;
+  expect(m1?.deduplicated === false && m1?.redactions === 0 && m1?.superseded?.length === 0, "a new memory is not deduplicated and supersedes nothing");
+  expect(m1?.project_id === project.id && m1?.plan_id === plan.id && m1?.phase_id === phase.id && m1?.task_id === task.id, "the memory should keep its project and links");
+  expect(m1?.source === "cli" && m1?.pinned === true && m1?.relevance_score === 0.8 && m1?.content_format === "markdown", "the memory should keep source, pinned, relevance_score and content_format");
+  const dup = await call("POST", M, 200, { headers: MH, json: { content: C1, content_type: "learning", keywords: ["other"] }, bodyValid: true });
+  expect(dup.json?.id === m1.id && dup.json?.deduplicated === true && dup.json?.content_type === "decision", "identical content should return the existing memory (200, deduplicated)");
+
+  const m2 = (await call("POST", M, 201, {
+    json: { project: "conformance", content: "def connect():\n    password = hunter2hunter2\n    return db.open()", content_type: "code", content_format: "python", file_path: "src/db.py", keywords: ["database", "connect"] },
+    bodyValid: true,
+  })).json;
+  expect(m2?.redactions >= 1 && !m2?.content?.includes("hunter2") && m2?.content?.includes("[REDACTED]"), "the password should be redacted");
+  const m3 = (await call("POST", M, 201, {
+    json: { project: "conformance", content: "def connect(timeout=5):\n    return db.open(timeout)", content_type: "code", content_format: "python", file_path: "src/db.py" },
+    bodyValid: true,
+  })).json;
+  expect(isDeepStrictEqual(m3?.superseded, [m2.id]), "a new snapshot of src/db.py should supersede the old one");
+  const m4 = (await call("POST", M, 201, {
+    query: MQ,
+    json: { content: "Error: the linker failed with an undefined reference to sqlite3_open when building without -lsqlite3.", content_type: "error", project: null, plan_id: null, phase_id: null, task_id: null, session_id: null, content_format: null, source: null, file_path: null, keywords: null, relevance_score: null, pinned: null },
+    bodyValid: true,
+  })).json;
+  expect(m4?.project_id === project.id && m4?.content_format === "text" && m4?.source === "api" && m4?.relevance_score === 0.5 && m4?.pinned === false && m4?.keywords?.length === 0, "null fields should take their defaults");
+  const m5 = (await call("POST", M, 201, { query: MQ, json: { content: "Documentation lives in docs/; the architecture overview explains the memory index.", content_type: "documentation", keywords: ["docs"] }, bodyValid: true })).json;
+  const long = (await call("POST", M, 201, { query: MQ, json: { content: `Truncation test. ${"A long learning about context budgets. ".repeat(60)}`, content_type: "learning" }, bodyValid: true })).json;
+  await call("POST", M, 201, { json: { project: "memory-limits", content: "y".repeat(500_000), content_type: "output" }, bodyValid: true });
+
+  await call("POST", M, 422, { query: MQ, json: { content: " \n\t \r\n", content_type: "learning" }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: "x", content_type: "idea" }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: "x", content_type: "learning", tags: ["a"] }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: "x" }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: null, content_type: "learning" }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: 42, content_type: "learning" }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: "x", content_type: "learning", content_format: "c++ 17" }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: "x", content_type: "learning", keywords: Array.from({ length: 51 }, (_, i) => `k${i}`) }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: "x", content_type: "learning", keywords: ["k".repeat(101)] }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: "x", content_type: "learning", keywords: [""] }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: "x", content_type: "learning", relevance_score: 1.5 }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: "x", content_type: "learning", source: "robot" }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: "x", content_type: "learning", pinned: "yes" }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: "x", content_type: "learning", plan_id: "pln_bad" }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: "x", content_type: "learning", file_path: "" }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: { content: "z".repeat(500_001), content_type: "output" }, bodyValid: false });
+  await call("POST", M, 422, { query: MQ, json: [{ content: "x", content_type: "learning" }], bodyValid: false });
+  // Valid by the schema, rejected by the server's state: unknown links, an invalid new project name.
+  await call("POST", M, 422, { query: MQ, json: { content: "Links to a plan that does not exist.", content_type: "learning", plan_id: missing("pln") }, bodyValid: true });
+  await call("POST", M, 422, { query: MQ, json: { content: "Links to a task that does not exist.", content_type: "learning", task_id: missing("tsk") }, bodyValid: true });
+  await call("POST", M, 422, { query: MQ, json: { content: "Links to a session that does not exist.", content_type: "learning", session_id: "no-such-session" }, bodyValid: true });
+  await call("POST", M, 422, { json: { project: "p".repeat(150), content: "Too long a project name.", content_type: "learning" }, bodyValid: true });
+  await call("POST", M, 404, { query: { project: missing("prj") }, json: { content: "Unknown project id.", content_type: "learning" }, bodyValid: true });
+  await call("POST", M, 422, { query: { tag: "x" }, json: { content: "x", content_type: "learning" } });
+  await call("POST", M, 422, { headers: longAgent, json: { content: "x", content_type: "learning" } });
+  await call("POST", M, 400, { headers: notUtf8, json: { content: "x", content_type: "learning" } });
+  await call("POST", M, 400, { raw: '{"content": "x", ' });
+  await call("POST", M, 400, { raw: '{"content":"x","content_type":"learning"}', contentType: "text/plain" });
+  await call("POST", M, 400, { raw: "" });
+  await call("POST", M, 413, { raw: bigBody });
+
+  // ---- batch ----
+  const SAME = "Batch: the same text twice in one batch.";
+  const batch = await call("POST", `${M}/batch`, 201, {
+    query: MQ,
+    json: {
+      memories: [
+        { content: "Batch: the HTTP server drains connections on SIGTERM.", content_type: "learning", keywords: ["shutdown"] },
+        { content: C1, content_type: "decision" },
+        { content: SAME, content_type: "context", project: "conformance" },
+        { content: SAME, content_type: "context" },
+      ],
+    },
+    bodyValid: true,
+  });
+  const bi = batch.json?.items ?? [];
+  expect(batch.json?.created === 2 && batch.json?.deduplicated === 2 && bi.length === 4, "batch: 2 created, 2 deduplicated");
+  expect(bi[1]?.id === m1.id && bi[1]?.deduplicated && bi[3]?.id === bi[2]?.id && bi[3]?.deduplicated && !bi[0]?.deduplicated, "batch: duplicates should name the existing memories");
+  const allDup = await call("POST", `${M}/batch`, 200, { headers: MH, json: { memories: [{ content: C1, content_type: "decision" }] }, bodyValid: true });
+  expect(allDup.json?.created === 0 && allDup.json?.deduplicated === 1, "batch of duplicates: 200, nothing created");
+  const LOST = "Batch: stored only if the whole batch is.";
+  await call("POST", `${M}/batch`, 422, {
+    query: MQ,
+    json: { memories: [{ content: LOST, content_type: "learning" }, { content: "Batch: links an unknown task.", content_type: "learning", task_id: missing("tsk") }] },
+    bodyValid: true,
+  });
+  const m6 = (await call("POST", M, 201, { query: MQ, json: { content: LOST, content_type: "learning" }, bodyValid: true })).json;
+  expect(m6?.deduplicated === false, "a failed batch should store nothing");
+  await call("POST", `${M}/batch`, 422, { query: MQ, json: { memories: [] }, bodyValid: false });
+  await call("POST", `${M}/batch`, 422, { query: MQ, json: {}, bodyValid: false });
+  await call("POST", `${M}/batch`, 422, { query: MQ, json: { memories: null }, bodyValid: false });
+  await call("POST", `${M}/batch`, 422, { query: MQ, json: { memories: "x" }, bodyValid: false });
+  await call("POST", `${M}/batch`, 422, { query: MQ, json: { memories: ["text"] }, bodyValid: false });
+  await call("POST", `${M}/batch`, 422, { query: MQ, json: { memories: [{ content: "", content_type: "code" }] }, bodyValid: false });
+  await call("POST", `${M}/batch`, 422, { query: MQ, json: { memories: [{ content: "x", content_type: "code", colour: "red" }] }, bodyValid: false });
+  await call("POST", `${M}/batch`, 422, { query: MQ, json: { memories: [{ content: "x", content_type: "code" }], project: "conformance" }, bodyValid: false });
+  await call("POST", `${M}/batch`, 422, { query: MQ, json: { memories: Array.from({ length: 1001 }, (_, i) => ({ content: `item ${i}`, content_type: "output" })) }, bodyValid: false });
+  await call("POST", `${M}/batch`, 422, { query: { limit: 1 }, json: { memories: [{ content: "x", content_type: "code" }] } });
+  await call("POST", `${M}/batch`, 404, { query: { project: missing("prj") }, json: { memories: [{ content: "Unknown project id.", content_type: "code" }] }, bodyValid: true });
+  await call("POST", `${M}/batch`, 400, { raw: "[" });
+  await call("POST", `${M}/batch`, 400, { headers: notUtf8, json: { memories: [{ content: "x", content_type: "code" }] } });
+  await call("POST", `${M}/batch`, 413, { raw: JSON.stringify({ memories: [JSON.parse(bigBody)] }) });
+
+  // ---- list ----
+  // Live: m1, m3, m4, m5, long, batch[0], batch[2], m6; m2 is superseded.
+  const live = [m1.id, m3.id, m4.id, m5.id, long.id, bi[0].id, bi[2].id, m6.id].sort((x, y) => y - x);
+  const seen = [];
+  let cursor;
+  let pages = 0;
+  do {
+    const page = await call("GET", M, 200, { query: { ...MQ, limit: 3, ...(cursor ? { cursor } : {}) } });
+    seen.push(...ids(page));
+    cursor = page.json?.next_cursor;
+    expect(cursor === null || ids(page).length === 3, "only the last page may be short");
+  } while (cursor && ++pages < 10);
+  expect(isDeepStrictEqual(seen, live), `paging through the list should give the live memories newest first: got ${seen}, want ${live}`);
+  const all = await call("GET", M, 200, { query: { ...MQ, include_archived: "true", limit: 500 } });
+  expect(ids(all).includes(m2.id) && ids(all).length === live.length + 1, "include_archived should add the superseded memory");
+  const code = await call("GET", M, 200, { query: { ...MQ, content_type: "code" } });
+  expect(isDeepStrictEqual(ids(code), [m3.id]), "content_type=code should list the current snapshot only");
+  const codeAll = await call("GET", M, 200, { query: { ...MQ, content_type: "code", include_archived: "1", file_path: "src/db.py" } });
+  expect(isDeepStrictEqual(ids(codeAll), [m3.id, m2.id]), "include_archived=1 should list both snapshots, newest first");
+  expect(codeAll.json?.items?.[1]?.superseded_by === m3.id, "the old snapshot should be superseded by the new one");
+  const linked = await call("GET", M, 200, { query: { ...MQ, plan_id: plan.id, phase_id: phase.id, task_id: task.id, include_archived: "false" } });
+  expect(isDeepStrictEqual(ids(linked), [m1.id]), "plan/phase/task filters should find the linked memory");
+  const noSession = await call("GET", M, 200, { query: { ...MQ, session_id: "no-such-session", include_archived: "0" } });
+  expect(noSession.json?.items?.length === 0, "an unknown session matches nothing");
+  const viaHeader = await call("GET", M, 200, { headers: MH });
+  expect(ids(viaHeader).length === live.length, "X-DevStream-Project should select the project");
+  await call("GET", M, 422, { query: { plan_id: "not-a-plan-id" } });
+  await call("GET", M, 422, { query: { ...MQ, content_type: "idea" } });
+  await call("GET", M, 422, { query: { ...MQ, limit: 0 } });
+  await call("GET", M, 422, { query: { ...MQ, limit: 501 } });
+  await call("GET", M, 422, { query: { ...MQ, include_archived: "yes" } });
+  await call("GET", M, 422, { query: { ...MQ, cursor: "garbage" } });
+  await call("GET", M, 422, { query: { ...MQ, q: "cmake" } });
+  await call("GET", M, 422, { path: `${M}?content_type=code&content_type=error` });
+  await call("GET", M, 404, { query: { project: "no-such-project" } });
+  await call("GET", M, 400, { headers: notUtf8 });
+
+  // ---- get ----
+  const got = await call("GET", "/api/v1/memories/{id}", 200, { path: memPath(m1) });
+  expect(got.json?.content === C1 && got.json?.access_count === 0, "GET should return the memory without counting an access");
+  await call("GET", "/api/v1/memories/{id}", 200, { path: memPath(m2) });
+  for (const bad of ["999999", "abc", "0", "-1", "1.5", "99999999999999999999999", `${m1.id}x`]) {
+    await call("GET", "/api/v1/memories/{id}", 404, { path: `${M}/${bad}` });
+  }
+  await call("GET", "/api/v1/memories/{id}", 422, { path: memPath(m1), query: { verbose: 1 } });
+  await call("GET", "/api/v1/memories/{id}", 422, { path: memPath(m1), headers: longAgent });
+  await call("GET", "/api/v1/memories/{id}", 400, { path: memPath(m1), headers: notUtf8 });
+
+  // ---- patch ----
+  const p4 = await call("PATCH", "/api/v1/memories/{id}", 200, { path: memPath(m4), json: { keywords: ["linker", "sqlite"], relevance_score: 0.3, pinned: true, content_format: null, content_type: null }, bodyValid: true });
+  expect(isDeepStrictEqual(p4.json?.keywords, ["linker", "sqlite"]) && p4.json?.relevance_score === 0.3 && p4.json?.pinned === true && p4.json?.content_format === "text" && p4.json?.content_type === "error", "PATCH should change only the given fields");
+  const p5 = await call("PATCH", "/api/v1/memories/{id}", 200, { path: memPath(m5), json: { content: "Documentation lives in docs/: architecture.md covers the memory index, search and context.", content_format: "markdown" }, bodyValid: true });
+  expect(p5.json?.content_hash !== m5.content_hash && p5.json?.content_format === "markdown", "new content should get a new hash");
+  await call("PATCH", "/api/v1/memories/{id}", 200, { path: memPath(m1), json: { content: C1 }, bodyValid: true });
+  await call("PATCH", "/api/v1/memories/{id}", 200, { path: memPath(m1), json: {}, bodyValid: true });
+  const clash = await call("PATCH", "/api/v1/memories/{id}", 409, { path: memPath(m5), json: { content: C1 }, bodyValid: true });
+  expect(clash.json?.existing_id === m1.id, "409 should name the memory that has the content (existing_id)");
+  await call("PATCH", "/api/v1/memories/{id}", 422, { path: memPath(m5), json: { content: "   " }, bodyValid: false });
+  await call("PATCH", "/api/v1/memories/{id}", 422, { path: memPath(m5), json: { project: "second" }, bodyValid: false });
+  await call("PATCH", "/api/v1/memories/{id}", 422, { path: memPath(m5), json: { file_path: "x" }, bodyValid: false });
+  await call("PATCH", "/api/v1/memories/{id}", 422, { path: memPath(m5), json: { archived: "yes" }, bodyValid: false });
+  await call("PATCH", "/api/v1/memories/{id}", 422, { path: memPath(m5), json: { content_type: "idea" }, bodyValid: false });
+  await call("PATCH", "/api/v1/memories/{id}", 422, { path: memPath(m5), json: { relevance_score: -0.1 }, bodyValid: false });
+  await call("PATCH", "/api/v1/memories/{id}", 422, { path: memPath(m5), json: { keywords: "docs" }, bodyValid: false });
+  await call("PATCH", "/api/v1/memories/{id}", 422, { path: memPath(m5), json: ["content"], bodyValid: false });
+  await call("PATCH", "/api/v1/memories/{id}", 422, { path: memPath(m5), query: { force: 1 }, json: { pinned: true } });
+  await call("PATCH", "/api/v1/memories/{id}", 404, { path: `${M}/999999`, json: { pinned: true }, bodyValid: true });
+  await call("PATCH", "/api/v1/memories/{id}", 404, { path: `${M}/abc`, json: { pinned: true }, bodyValid: true });
+  await call("PATCH", "/api/v1/memories/{id}", 400, { path: memPath(m5), raw: "{" });
+  await call("PATCH", "/api/v1/memories/{id}", 400, { path: memPath(m5), headers: notUtf8, json: { pinned: true } });
+  await call("PATCH", "/api/v1/memories/{id}", 413, { path: memPath(m5), raw: bigBody });
+
+  // ---- search ----
+  const hybrid = await call("POST", `${P}/search`, 200, { json: { query: "cmake preset", project: "conformance" }, bodyValid: true });
+  const h1 = hybrid.json?.results?.find((r) => r.id === m1.id);
+  expect(hybrid.json?.results?.[0]?.id === m1.id && hybrid.json?.degraded === false, "hybrid search should rank the cmake memory first");
+  expect(h1 && h1.keyword_rank === 1 && h1.vector_rank === 1 && typeof h1.bm25 === "number" && typeof h1.similarity === "number" && h1.access_count === 1 && h1.last_accessed_at !== null, "a hybrid hit should carry both ranks and count the access");
+  const kw = await call("POST", `${P}/search`, 200, { query: MQ, json: { query: "connect database", mode: "keyword", content_types: ["code"], file_path: "src/db.py", include_archived: true, limit: 5 }, bodyValid: true });
+  expect(isDeepStrictEqual(ids(kw).sort(), [m2.id, m3.id].sort()), "keyword search with include_archived should find both snapshots");
+  expect((kw.json?.results ?? []).every((r) => r.vector_rank === null && r.similarity === null && r.keyword_rank >= 1 && typeof r.bm25 === "number"), "keyword hits have no vector side");
+  const kwLive = await call("POST", `${P}/search`, 200, { query: MQ, json: { query: "connect", mode: "keyword", content_types: ["code", "error"] }, bodyValid: true });
+  expect(isDeepStrictEqual(ids(kwLive), [m3.id]), "search should skip superseded memories by default");
+  const vec = await call("POST", `${P}/search`, 200, { headers: MH, json: { query: "cmake presets for the asan build", mode: "vector", min_similarity: 0.05, content_types: ["decision", "learning"], limit: 100 }, bodyValid: true });
+  expect(ids(vec).includes(m1.id) && (vec.json?.results ?? []).every((r) => r.keyword_rank === null && r.bm25 === null && r.vector_rank >= 1 && r.similarity >= 0.05), "vector hits have no keyword side and respect min_similarity");
+  const filtered = await call("POST", `${P}/search`, 200, {
+    json: { query: "build", project: "conformance", mode: "hybrid", weights: { keyword: 2, vector: 0.5 }, plan_id: plan.id, phase_id: phase.id, task_id: task.id, since: "2000-01-01T00:00:00Z", until: "2999-01-01T00:00:00+02:00", limit: 100, session_id: null },
+    bodyValid: true,
+  });
+  expect(isDeepStrictEqual(ids(filtered), [m1.id]), "plan/phase/task and time filters should find the linked memory only");
+  const future = await call("POST", `${P}/search`, 200, { query: MQ, json: { query: "cmake", since: "2999-01-01T00:00:00.000Z" }, bodyValid: true });
+  expect(future.json?.results?.length === 0, "since in the future matches nothing");
+  const bySession = await call("POST", `${P}/search`, 200, { query: MQ, json: { query: "cmake", session_id: "no-such-session", file_path: "nowhere" }, bodyValid: true });
+  expect(bySession.json?.results?.length === 0, "an unknown session matches nothing");
+  await call("POST", `${P}/search`, 200, { query: MQ, json: { query: "cmake", mode: null, weights: null, limit: null, content_types: null, min_similarity: null, include_archived: null, since: null, until: null }, bodyValid: true });
+  await call("POST", `${P}/search`, 200, { query: MQ, json: { query: "cmake", weights: { keyword: null, vector: 3 }, content_types: [] }, bodyValid: true });
+  await call("POST", `${P}/search`, 200, { json: { query: "anything at all" }, bodyValid: true });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "cmake", limit: 0 }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "cmake", limit: 101 }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "cmake", mode: "semantic" }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "cmake", cursor: "abc" }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "cmake", weights: { keyword: 11 } }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "cmake", weights: { bm25: 1 } }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "cmake", weights: "high" }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "cmake", min_similarity: 2 }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "cmake", since: "yesterday" }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "cmake", content_types: Array(8).fill("code") }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "cmake", content_types: ["idea"] }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "cmake", plan_id: "pln_bad" }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "cmake", filters: {} }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { limit: 5 }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: { query: "" }, bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: MQ, json: "cmake", bodyValid: false });
+  await call("POST", `${P}/search`, 422, { query: { ...MQ, limit: 5 }, json: { query: "cmake" } });
+  await call("POST", `${P}/search`, 404, { json: { query: "cmake", project: "no-such-project" }, bodyValid: true });
+  await call("POST", `${P}/search`, 404, { query: { project: missing("prj") }, json: { query: "cmake" }, bodyValid: true });
+  await call("POST", `${P}/search`, 400, { raw: '{"query": "cmake"' });
+  await call("POST", `${P}/search`, 400, { raw: '{"query":"cmake"}', contentType: "text/plain" });
+  await call("POST", `${P}/search`, 400, { headers: notUtf8, json: { query: "cmake" } });
+  await call("POST", `${P}/search`, 413, { raw: JSON.stringify({ query: "x".repeat(1_200_000) }) });
+
+  // ---- context ----
+  const ctx = await call("POST", `${P}/context`, 200, { json: { query: "cmake build linker documentation", project: "conformance", token_budget: 2000, diversity: true, content_types: null }, bodyValid: true });
+  expect(ctx.json?.memory_ids?.includes(m1.id) && ctx.json?.tokens <= 2000 && ctx.json?.context?.includes(`## Memory ${m1.id} · decision`), "context should include the cmake memory");
+  expect(ctx.json?.truncated === false && ctx.json?.degraded === false, "a 2000-token budget fits these memories");
+  const cut = await call("POST", `${P}/context`, 200, { query: MQ, json: { query: "truncation", token_budget: 64, limit: 5 }, bodyValid: true });
+  expect(cut.json?.truncated === true && cut.json?.tokens <= 64 && cut.json?.memory_ids?.[0] === long.id && cut.json?.context?.includes("…[truncated]"), "a long memory should be cut to the budget");
+  const tiny = await call("POST", `${P}/context`, 200, { headers: MH, json: { query: "cmake", token_budget: 1 }, bodyValid: true });
+  expect(tiny.json?.truncated === true && tiny.json?.memory_ids?.length === 0 && tiny.json?.tokens === 0 && tiny.json?.context === "", "a 1-token budget fits nothing");
+  const none = await call("POST", `${P}/context`, 200, { query: MQ, json: { query: "cmake", content_types: ["output"], plan_id: plan.id, since: "2000-01-01T00:00:00Z", until: null, include_archived: false, diversity: null, token_budget: null }, bodyValid: true });
+  expect(none.json?.memory_ids?.length === 0 && none.json?.truncated === false, "no match: empty context");
+  await call("POST", `${P}/context`, 200, { json: { query: "anything at all" }, bodyValid: true });
+  await call("POST", `${P}/context`, 422, { query: MQ, json: { query: "cmake", token_budget: 0 }, bodyValid: false });
+  await call("POST", `${P}/context`, 422, { query: MQ, json: { query: "cmake", token_budget: 200_001 }, bodyValid: false });
+  await call("POST", `${P}/context`, 422, { query: MQ, json: { query: "cmake", mode: "hybrid" }, bodyValid: false });
+  await call("POST", `${P}/context`, 422, { query: MQ, json: { query: "cmake", cursor: "abc" }, bodyValid: false });
+  await call("POST", `${P}/context`, 422, { query: MQ, json: { query: "cmake", limit: 101 }, bodyValid: false });
+  await call("POST", `${P}/context`, 422, { query: MQ, json: { token_budget: 100 }, bodyValid: false });
+  await call("POST", `${P}/context`, 422, { query: MQ, json: { query: "cmake", diversity: "yes" }, bodyValid: false });
+  await call("POST", `${P}/context`, 422, { headers: longAgent, json: { query: "cmake" } });
+  await call("POST", `${P}/context`, 404, { json: { query: "cmake", project: "no-such-project" }, bodyValid: true });
+  await call("POST", `${P}/context`, 400, { raw: "nope" });
+  await call("POST", `${P}/context`, 400, { headers: notUtf8, json: { query: "cmake" } });
+  await call("POST", `${P}/context`, 413, { raw: JSON.stringify({ query: "x".repeat(1_200_000) }) });
+
+  // ---- forget ----
+  const forgotten = await call("POST", "/api/v1/memories/{id}/forget", 200, { path: `${memPath(m4)}/forget` });
+  expect(forgotten.json?.archived === true && forgotten.json?.id === m4.id, "forget should archive");
+  await call("POST", "/api/v1/memories/{id}/forget", 200, { path: `${memPath(m4)}/forget` });
+  const afterForget = await call("GET", M, 200, { query: MQ });
+  expect(!ids(afterForget).includes(m4.id), "a forgotten memory is not listed by default");
+  const searchForgotten = await call("POST", `${P}/search`, 200, { query: MQ, json: { query: "linker sqlite3", mode: "keyword" }, bodyValid: true });
+  expect(!ids(searchForgotten).includes(m4.id), "search skips forgotten memories");
+  const searchArchived = await call("POST", `${P}/search`, 200, { query: MQ, json: { query: "linker sqlite3", mode: "keyword", include_archived: true }, bodyValid: true });
+  expect(ids(searchArchived).includes(m4.id), "include_archived finds forgotten memories");
+  const revived = await call("POST", M, 200, { query: MQ, json: { content: m4.content, content_type: "error" }, bodyValid: true });
+  expect(revived.json?.id === m4.id && revived.json?.deduplicated === true && revived.json?.archived === false, "storing forgotten content again should revive it");
+  await call("POST", "/api/v1/memories/{id}/forget", 200, { path: `${memPath(m5)}/forget` });
+  const restored = await call("PATCH", "/api/v1/memories/{id}", 200, { path: memPath(m5), json: { archived: false }, bodyValid: true });
+  expect(restored.json?.archived === false, "PATCH archived:false should restore");
+  await call("POST", "/api/v1/memories/{id}/forget", 404, { path: `${M}/999999/forget` });
+  await call("POST", "/api/v1/memories/{id}/forget", 404, { path: `${M}/abc/forget` });
+  await call("POST", "/api/v1/memories/{id}/forget", 422, { path: `${memPath(m5)}/forget`, query: { now: 1 } });
+  await call("POST", "/api/v1/memories/{id}/forget", 400, { path: `${memPath(m5)}/forget`, headers: notUtf8 });
+
+  // ---- delete ----
+  await call("DELETE", "/api/v1/memories/{id}", 204, { path: memPath(m3) });
+  await call("DELETE", "/api/v1/memories/{id}", 404, { path: memPath(m3) });
+  await call("GET", "/api/v1/memories/{id}", 404, { path: memPath(m3) });
+  const m2Now = await call("GET", "/api/v1/memories/{id}", 200, { path: memPath(m2) });
+  expect(m2Now.json?.superseded_by === null, "deleting the newer snapshot should make the older one current again");
+  const codeNow = await call("GET", M, 200, { query: { ...MQ, content_type: "code" } });
+  expect(isDeepStrictEqual(ids(codeNow), [m2.id]), "the older snapshot should be listed again");
+  await call("DELETE", "/api/v1/memories/{id}", 404, { path: `${M}/abc` });
+  await call("DELETE", "/api/v1/memories/{id}", 404, { path: `${M}/0` });
+  await call("DELETE", "/api/v1/memories/{id}", 422, { path: memPath(m2), query: { force: 1 } });
+  await call("DELETE", "/api/v1/memories/{id}", 400, { path: memPath(m2), headers: notUtf8 });
+
+  // ---- stats ----
+  const rows = (await call("GET", M, 200, { query: { ...MQ, include_archived: "true", limit: 500 } })).json?.items ?? [];
+  const stats = await call("GET", `${M}/stats`, 200, { query: MQ });
+  const st = stats.json ?? {};
+  expect(st.memories === rows.length && st.archived === rows.filter((m) => m.archived).length && st.superseded === rows.filter((m) => m.superseded_by !== null).length, `stats should count the project's memories: ${JSON.stringify(st)}`);
+  expect(st.vectors === st.memories && st.indexed === st.memories && st.dim > 0 && st.vector_bytes >= st.indexed * st.dim * 4, `every memory should have an indexed vector: ${JSON.stringify(st)}`);
+  await call("GET", `${M}/stats`, 200, { headers: MH });
+  await call("GET", `${M}/stats`, 404, { query: { project: "no-such-project" } });
+  await call("GET", `${M}/stats`, 422, { query: { ...MQ, verbose: 1 } });
+  await call("GET", `${M}/stats`, 422, { headers: longAgent });
+  await call("GET", `${M}/stats`, 400, { headers: notUtf8 });
 }
 
 // ---------------------------------------------------------------- routes in the source
 
 function checkRoutesMatchSource() {
-  let src;
-  try {
-    src = readFileSync(routesFile, "utf8");
-  } catch (e) {
-    problem(`cannot read ${routesFile}: ${e.message}`);
-    return;
-  }
-  const registered = new Set([...src.matchAll(/router\.Add\(\s*"([A-Z]+)"\s*,\s*"([^"]+)"/g)].map((m) => `${m[1]} ${m[2]}`));
+  const registered = new Map(); // "METHOD /path" -> file that registers it
+  const files = routesFiles.map((f) => f.replace(/^.*\/src\//, "src/"));
+  routesFiles.forEach((file, i) => {
+    let src;
+    try {
+      src = readFileSync(file, "utf8");
+    } catch (e) {
+      problem(`cannot read ${file}: ${e.message}`);
+      return;
+    }
+    const found = [...src.matchAll(/router\.Add\(\s*"([A-Z]+)"\s*,\s*"([^"]+)"/g)].map((m) => `${m[1]} ${m[2]}`);
+    if (found.length === 0) problem(`found no router.Add(...) calls in ${files[i]}`);
+    for (const r of found) {
+      if (registered.has(r)) problem(`route ${r} is registered twice (${registered.get(r)} and ${files[i]})`);
+      else registered.set(r, files[i]);
+    }
+  });
   const documented = new Set(operations(doc).map(({ method, path }) => `${method.toUpperCase()} ${path}`));
-  for (const r of registered) if (!documented.has(r)) problem(`route ${r} is registered in src/api/rest_api.cpp but not documented`);
-  for (const r of documented) if (!registered.has(r)) problem(`operation ${r} is documented but not registered in src/api/rest_api.cpp`);
-  if (registered.size === 0) problem("found no router.Add(...) calls in src/api/rest_api.cpp");
+  for (const [r, file] of registered) if (!documented.has(r)) problem(`route ${r} is registered in ${file} but not documented`);
+  for (const r of documented) if (!registered.has(r)) problem(`operation ${r} is documented but registered in none of ${files.join(", ")}`);
 }
 
 function checkCoverage() {
@@ -578,7 +916,7 @@ try {
     problem(`stopping the server: ${e.message}`);
     return null;
   });
-  if (exit && (exit.code !== 0 || exit.signal)) {
+  if (exit && !exit.spawnError && (exit.code !== 0 || exit.signal)) {
     problem(`server exited with code ${exit.code} signal ${exit.signal} after SIGTERM; stderr:\n${serverStderr.slice(-4000)}`);
   }
   clearTimeout(watchdog);

@@ -175,13 +175,16 @@ CREATE TRIGGER memory_fts_au AFTER UPDATE OF content, keywords ON semantic_memor
   INSERT INTO memory_fts(rowid, content, keywords) VALUES (new.id, new.content, new.keywords);
 END;
 
+-- One vector per (memory, model): after a model change the old model's
+-- vectors stay until the new model covers the partition.
 CREATE TABLE memory_vectors (
-  memory_id INTEGER PRIMARY KEY REFERENCES semantic_memory(id) ON DELETE CASCADE,
+  memory_id INTEGER NOT NULL REFERENCES semantic_memory(id) ON DELETE CASCADE,
   model     TEXT NOT NULL,
   dim       INTEGER NOT NULL CHECK (dim > 0),
-  vec       BLOB NOT NULL CHECK (length(vec) = 4 * dim)
-);
-CREATE INDEX idx_vectors_model ON memory_vectors(model);
+  vec       BLOB NOT NULL CHECK (length(vec) = 4 * dim),
+  PRIMARY KEY (memory_id, model)
+) WITHOUT ROWID;
+CREATE INDEX idx_vectors_model ON memory_vectors(model, memory_id);
 
 CREATE TABLE memory_changes (
   seq       INTEGER PRIMARY KEY AUTOINCREMENT,
