@@ -3,7 +3,9 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cstdio>
+#include <thread>
 #include <iostream>
 
 #include "api/http_server.h"
@@ -49,9 +51,25 @@ int RunServe(const ServeOptions& opts) {
     std::cerr << "devstream: error: loading the vector index: " << loaded.message() << "\n";
     return 1;
   }
-  if (auto stats = memory_service.Stats(std::nullopt); stats.ok()) {
-    std::cerr << "devstream: memory model " << (*embedder)->model() << " (" << (*embedder)->dim()
-              << " dims)\n";
+  std::cerr << "devstream: memory model " << (*embedder)->model() << " (" << (*embedder)->dim()
+            << " dims)\n";
+  // Memories without a vector for this model (a model change, or writes while
+  // the embedder was down) are embedded in the background; until a partition
+  // is covered, search answers from the previous model where it has vectors.
+  std::atomic<bool> stop_reembed{false};
+  std::thread reembedder;
+  if (int64_t missing = memory_service.MissingVectors(); missing > 0) {
+    std::cerr << "devstream: " << missing << " memories lack " << (*embedder)->model()
+              << " vectors; re-embedding in the background\n";
+    reembedder = std::thread([&] {
+      auto n = memory_service.Reembed(256, &stop_reembed);
+      if (n.ok()) {
+        std::cerr << "devstream: re-embedded " << *n << " memories\n";
+      } else {
+        std::cerr << "devstream: warning: re-embedding stopped: " << n.status().message()
+                  << " (run devstream memory reembed)\n";
+      }
+    });
   }
   api::Router router;
   api::RegisterRestRoutes(router, ctx);
@@ -77,6 +95,8 @@ int RunServe(const ServeOptions& opts) {
   std::cerr << "devstream: received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
             << ", draining\n";
   server.Stop();
+  stop_reembed = true;
+  if (reembedder.joinable()) reembedder.join();
   if (Status saved = memory_service.SaveSidecars(); !saved.ok()) {
     std::cerr << "devstream: warning: " << saved.message() << "\n";
   }

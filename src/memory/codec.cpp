@@ -259,6 +259,8 @@ json::object ToJson(const SearchResult& r) {
   json::array results;
   for (const auto& h : r.hits) results.push_back(ToJson(h));
   json::object o{{"results", std::move(results)},
+                 {"vector_model", r.vector_model.empty() ? json::value(nullptr)
+                                                         : json::value(r.vector_model)},
                  {"degraded", r.degraded},
                  {"took_ms", JsonNumber(r.took_ms)}};
   if (r.degraded) o["degraded_reason"] = r.degraded_reason;

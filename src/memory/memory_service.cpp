@@ -420,6 +420,46 @@ Status MemoryService::LoadIndex() {
       index_.Upsert(project_id, s.Int(0), v.data(),
                     MetaFor(s.Text(3), s.Int(4) != 0, s.Int(5) != 0));
     }
+    DS_ASSIGN_OR_RETURN(Stmt miss, c.Prepare(
+        "SELECT m.id, m.project_id FROM semantic_memory m WHERE NOT EXISTS (SELECT 1 FROM"
+        " memory_vectors v WHERE v.memory_id = m.id AND v.model = ? AND v.dim = ?)"));
+    miss.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim()));
+    {
+      std::lock_guard<std::mutex> lock(missing_mu_);
+      missing_.clear();
+      for (;;) {
+        DS_ASSIGN_OR_RETURN(bool row, miss.Step());
+        if (!row) break;
+        missing_[miss.Text(1)].insert(miss.Int(0));
+      }
+    }
+    // After a switch away from the default model, keep its vectors answering
+    // until the new model covers each partition.
+    HashEmbedder hash;
+    if (embedder_.model() != hash.model() && MissingVectors() > 0) {
+      DS_ASSIGN_OR_RETURN(Stmt old, c.Prepare(
+          "SELECT v.memory_id, m.project_id, v.vec, m.content_type, m.archived,"
+          " m.superseded_by IS NOT NULL FROM memory_vectors v"
+          " JOIN semantic_memory m ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ?"));
+      old.Bind(1, hash.model()).Bind(2, static_cast<int64_t>(hash.dim()));
+      auto fallback = std::make_unique<VectorIndex>(hash.dim(), index_.options());
+      Vector hv(static_cast<size_t>(hash.dim()));
+      size_t loaded = 0;
+      for (;;) {
+        DS_ASSIGN_OR_RETURN(bool row, old.Step());
+        if (!row) break;
+        std::string_view blob = old.Blob(2);
+        if (blob.size() != hv.size() * sizeof(float)) continue;
+        std::memcpy(hv.data(), blob.data(), blob.size());
+        fallback->Upsert(old.Text(1), old.Int(0), hv.data(),
+                         MetaFor(old.Text(3), old.Int(4) != 0, old.Int(5) != 0));
+        ++loaded;
+      }
+      if (loaded > 0) {
+        fallback_index_ = std::move(fallback);
+        fallback_embedder_ = std::make_unique<HashEmbedder>();
+      }
+    }
     return Status::Ok();
   }));
   for (const auto& p : index_.Partitions()) {
@@ -458,6 +498,29 @@ Status MemoryService::SaveSidecars() {
     if (ec) return Status::Internal("cannot write " + path + ".json: " + ec.message());
   }
   return Status::Ok();
+}
+
+void MemoryService::NoteVector(const std::string& partition, int64_t id, bool has_vector) {
+  std::lock_guard<std::mutex> lock(missing_mu_);
+  if (has_vector) {
+    auto it = missing_.find(partition);
+    if (it != missing_.end()) it->second.erase(id);
+  } else {
+    missing_[partition].insert(id);
+  }
+}
+
+bool MemoryService::PartitionCovered(const std::string& partition) const {
+  std::lock_guard<std::mutex> lock(missing_mu_);
+  auto it = missing_.find(partition);
+  return it == missing_.end() || it->second.empty();
+}
+
+int64_t MemoryService::MissingVectors() const {
+  std::lock_guard<std::mutex> lock(missing_mu_);
+  int64_t n = 0;
+  for (const auto& [p, ids] : missing_) n += static_cast<int64_t>(ids.size());
+  return n;
 }
 
 Result<std::pair<int64_t, int64_t>> MemoryService::WriteLogged(
@@ -526,10 +589,18 @@ Status MemoryService::SyncIndex() {
     }));
     if (changes.empty() && last == applied_seq_) return Status::Ok();
     for (const auto& ch : changes) {
-      if (!ch.project_id || ch.vec.size() != static_cast<size_t>(embedder_.dim()) * sizeof(float)) {
+      if (!ch.project_id) {  // deleted
         index_.RemoveAnywhere(ch.id);
+        std::lock_guard<std::mutex> lock(missing_mu_);
+        for (auto& [p, ids] : missing_) ids.erase(ch.id);
         continue;
       }
+      if (ch.vec.size() != static_cast<size_t>(embedder_.dim()) * sizeof(float)) {
+        index_.RemoveAnywhere(ch.id);
+        NoteVector(*ch.project_id, ch.id, false);
+        continue;
+      }
+      NoteVector(*ch.project_id, ch.id, true);
       Vector v(static_cast<size_t>(embedder_.dim()));
       std::memcpy(v.data(), ch.vec.data(), ch.vec.size());
       index_.Upsert(*ch.project_id, ch.id, v.data(),
@@ -716,6 +787,7 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
       index_.Upsert(op.partition, op.id, p.vector.data(),
                     MetaFor(p.input.content_type, false, false));
     }
+    NoteVector(op.partition, op.id, p.embedded);
     for (int64_t old : op.superseded) {
       index_.SetMeta(op.partition, old, MetaFor(p.input.content_type, false, true));
     }
@@ -830,6 +902,13 @@ Result<Memory> MemoryService::Update(int64_t id, const MemoryPatch& patch) {
     DS_RETURN_IF_ERROR(s.Run());
     if (prepared && prepared->embedded) {
       DS_RETURN_IF_ERROR(WriteVector(c, id, embedder_.model(), prepared->vector));
+    } else if (prepared) {
+      // The text changed but could not be embedded: a stale vector would
+      // answer for the old text, so drop it; Reembed fills it in later.
+      DS_ASSIGN_OR_RETURN(Stmt drop, c.Prepare("DELETE FROM memory_vectors WHERE memory_id = ?"
+                                               " AND model = ?"));
+      drop.Bind(1, id).Bind(2, embedder_.model());
+      DS_RETURN_IF_ERROR(drop.Run());
     }
     out = std::move(m);
     return Status::Ok();
@@ -838,6 +917,10 @@ Result<Memory> MemoryService::Update(int64_t id, const MemoryPatch& patch) {
   if (prepared && prepared->embedded) {
     index_.Upsert(out->project_id, id, prepared->vector.data(),
                   MetaFor(out->content_type, out->archived, out->superseded_by.has_value()));
+    NoteVector(out->project_id, id, true);
+  } else if (prepared) {
+    index_.Remove(out->project_id, id);
+    NoteVector(out->project_id, id, false);
   } else {
     index_.SetMeta(out->project_id, id,
                    MetaFor(out->content_type, out->archived, out->superseded_by.has_value()));
@@ -886,6 +969,8 @@ Status MemoryService::Delete(int64_t id) {
   });
   if (!logged.ok()) return logged.status();
   index_.Remove(deleted.project_id, id);
+  NoteVector(deleted.project_id, id, true);
+  if (fallback_index_) fallback_index_->Remove(deleted.project_id, id);
   for (const auto& r : released) {
     index_.SetMeta(deleted.project_id, r.id, MetaFor(r.content_type, r.archived, false));
   }
@@ -905,12 +990,28 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
   size_t fetch = limit;
 
   // Embed the query first (outside any transaction); failure degrades.
+  std::optional<std::string> project_id;
+  DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(project_id, ProjectIdForRead(c, f.project));
+    return Status::Ok();
+  }));
+  if (!project_id) return result;  // the default project, still empty
+  // The model whose ranking answers: the current one once it covers the
+  // partition, the previous default (hash) while re-embedding catches up.
+  Embedder* qembedder = &embedder_;
+  const VectorIndex* qindex = &index_;
+  if (fallback_index_ && !PartitionCovered(*project_id)) {
+    qembedder = fallback_embedder_.get();
+    qindex = fallback_index_.get();
+  }
+
   Vector qvec;
   bool want_vector = q.mode != SearchMode::kKeyword;
   if (want_vector) {
-    auto v = embedder_.Embed({q.query});
-    if (v.ok() && v->size() == 1 && (*v)[0].size() == static_cast<size_t>(embedder_.dim())) {
+    auto v = qembedder->Embed({q.query});
+    if (v.ok() && v->size() == 1 && (*v)[0].size() == static_cast<size_t>(qembedder->dim())) {
       qvec = std::move((*v)[0]);
+      result.vector_model = qembedder->model();
     } else {
       result.degraded = true;
       result.degraded_reason = v.ok() ? "embedder returned no vector" : v.status().message();
@@ -924,11 +1025,8 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
   std::vector<int64_t> vector_ids;
   std::unordered_map<int64_t, double> similarity;
   std::unordered_map<int64_t, Memory> rows;
-  std::optional<std::string> project_id;
 
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
-    DS_ASSIGN_OR_RETURN(project_id, ProjectIdForRead(c, f.project));
-    if (!project_id) return Status::Ok();
     FilterSql fs = BuildFilter(f, *project_id);
     if (use_keyword) {
       std::string match = BuildFtsQuery(q.query);
@@ -965,9 +1063,9 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
       }
       std::function<bool(int64_t)> accept;
       if (restrict_ids) accept = [&allowed](int64_t id) { return allowed.count(id) > 0; };
-      auto hits = index_.Search(*project_id, qvec.data(), fetch, TypeMask(f.content_types),
-                                f.include_archived, accept);
-      double floor = q.min_similarity.value_or(embedder_.NoiseFloor());
+      auto hits = qindex->Search(*project_id, qvec.data(), fetch, TypeMask(f.content_types),
+                                 f.include_archived, accept);
+      double floor = q.min_similarity.value_or(qembedder->NoiseFloor());
       for (const auto& h : hits) {
         if (h.similarity < floor) break;  // hits are best first
         vector_ids.push_back(h.memory_id);
@@ -980,7 +1078,7 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
   std::vector<FusedHit> fused;
   if (use_vector && use_keyword) {
     fused = FuseRrf(keyword_ids, vector_ids, q.keyword_weight,
-                    q.vector_weight.value_or(embedder_.FusionWeight()));
+                    q.vector_weight.value_or(qembedder->FusionWeight()));
   } else if (use_vector) {
     fused = FuseRrf({}, vector_ids, 0, 1);
   } else {
@@ -1083,9 +1181,10 @@ Result<MemoryStats> MemoryService::Stats(const std::optional<std::string>& proje
   return st;
 }
 
-Result<int64_t> MemoryService::Reembed(int batch_size) {
+Result<int64_t> MemoryService::Reembed(int batch_size, const std::atomic<bool>* stop) {
   int64_t total = 0;
   for (;;) {
+    if (stop && stop->load()) return total;
     struct Row {
       int64_t id;
       std::string project_id, text, content_type;
@@ -1123,6 +1222,7 @@ Result<int64_t> MemoryService::Reembed(int batch_size) {
     for (size_t i = 0; i < rows.size(); ++i) {
       index_.Upsert(rows[i].project_id, rows[i].id, vectors[i].data(),
                     MetaFor(rows[i].content_type, rows[i].archived, rows[i].superseded));
+      NoteVector(rows[i].project_id, rows[i].id, true);
     }
     NoteOwnChanges(logged->first, logged->second);
     total += static_cast<int64_t>(rows.size());

@@ -13,10 +13,13 @@
 // Thread-safety: all methods may be called concurrently.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/status.h"
@@ -63,8 +66,11 @@ class MemoryService {
   Result<MemoryStats> Stats(const std::optional<std::string>& project);
 
   // Embeds every memory lacking a vector for the current model (after a model
-  // change or an import). Returns how many were embedded.
-  Result<int64_t> Reembed(int batch_size = 256);
+  // change, an import, or writes while the embedder was down). Returns how
+  // many were embedded; stops early (OK) when `stop` becomes true.
+  Result<int64_t> Reembed(int batch_size = 256, const std::atomic<bool>* stop = nullptr);
+  // Memories lacking a current-model vector (all partitions).
+  int64_t MissingVectors() const;
 
   const Embedder& embedder() const { return embedder_; }
 
@@ -79,6 +85,8 @@ class MemoryService {
   Result<std::pair<int64_t, int64_t>> WriteLogged(const std::function<Status(Connection&)>& fn);
 
   std::string SidecarPath(const std::string& partition) const;
+  void NoteVector(const std::string& partition, int64_t id, bool has_vector);
+  bool PartitionCovered(const std::string& partition) const;
 
   Database& db_;
   Embedder& embedder_;
@@ -86,6 +94,16 @@ class MemoryService {
   std::string sidecar_dir_;
   std::mutex sync_mu_;
   int64_t applied_seq_ = 0;  // the memory_changes position the index reflects
+
+  // Memories per partition without a current-model vector. While a partition
+  // has any, its vector ranking comes from the fallback model (the previous
+  // default, hash) when that model's vectors exist: after a model change the
+  // old model answers until the new one covers the partition, then search
+  // switches at once. Rankings never mix models.
+  mutable std::mutex missing_mu_;
+  std::unordered_map<std::string, std::unordered_set<int64_t>> missing_;
+  std::unique_ptr<Embedder> fallback_embedder_;
+  std::unique_ptr<VectorIndex> fallback_index_;
 };
 
 // Reciprocal Rank Fusion of two ranked id lists (best first):

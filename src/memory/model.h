@@ -92,6 +92,7 @@ struct SearchHit {
 
 struct SearchResult {
   std::vector<SearchHit> hits;
+  std::string vector_model;  // the model whose ranking was used ("" when none)
   bool degraded = false;  // the embedder failed: keyword-only answer
   std::string degraded_reason;
   double took_ms = 0;

@@ -167,3 +167,52 @@ TEST(HnswIndexTest, OtherProcessWritesReachTheIndex) {
 
 }  // namespace
 }  // namespace ds::memory
+
+namespace ds::memory {
+namespace {
+
+// After a model change the previous (hash) model answers until the new model
+// covers the partition; then search switches at once, never mixing the two.
+TEST(ModelSwitchTest, OldModelAnswersUntilReembedCovers) {
+  auto db = ds::testing::NewMigratedDb();
+  ASSERT_TRUE(db);
+  HashEmbedder old_model;  // hash-v1-384, the default
+  {
+    MemoryService svc(*db, old_model);
+    ASSERT_TRUE(svc.LoadIndex().ok());
+    for (const char* text : {"flaky integration test retried three times",
+                             "connection pool exhausted under load",
+                             "use structured logging with request ids"}) {
+      MemoryInput in;
+      in.content = text;
+      in.content_type = "learning";
+      ASSERT_TRUE(svc.Store(in).ok());
+    }
+  }
+  HashEmbedder new_model(128);  // a different model id: hash-v1-128
+  MemoryService svc(*db, new_model);
+  ASSERT_TRUE(svc.LoadIndex().ok());
+  EXPECT_EQ(svc.MissingVectors(), 3);
+  SearchQuery q;
+  q.query = "connection pool exhausted";
+  q.mode = SearchMode::kVector;
+  q.record_access = false;
+  auto before = svc.Search(q);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before->vector_model, old_model.model());
+  ASSERT_FALSE(before->hits.empty());
+  EXPECT_EQ(before->hits[0].memory.content, "connection pool exhausted under load");
+
+  auto n = svc.Reembed();
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 3);
+  EXPECT_EQ(svc.MissingVectors(), 0);
+  auto after = svc.Search(q);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->vector_model, new_model.model());
+  ASSERT_FALSE(after->hits.empty());
+  EXPECT_EQ(after->hits[0].memory.content, "connection pool exhausted under load");
+}
+
+}  // namespace
+}  // namespace ds::memory

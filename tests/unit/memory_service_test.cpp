@@ -784,12 +784,17 @@ TEST_F(MemoryServiceTest, LoadIndexRestoresVectorsAndLiveness) {
   EXPECT_FALSE(Contains(ids, old.id)) << "superseded live after LoadIndex";
   EXPECT_FALSE(Contains(ids, forgotten.id)) << "archived live after LoadIndex";
 
-  // A different model sees none of these vectors (never mixes models).
+  // A different model has none of these vectors; until it covers the
+  // partition the previous model's ranking answers — one model per ranking.
   HashEmbedder small(64);
   MemoryService other_model(*db_, small);
   ASSERT_TRUE(other_model.LoadIndex().ok());
   EXPECT_EQ(other_model.Stats(std::nullopt)->indexed, 0);
-  EXPECT_TRUE(FindWith(other_model, "scheduler", SearchMode::kVector).hits.empty());
+  auto during = FindWith(other_model, "scheduler", SearchMode::kVector);
+  EXPECT_EQ(during.vector_model, embedder_.model());
+  ASSERT_TRUE(other_model.Reembed().ok());
+  auto after = FindWith(other_model, "scheduler", SearchMode::kVector);
+  EXPECT_EQ(after.vector_model, small.model());
 }
 
 TEST_F(MemoryServiceTest, ContextUsesSearchAndBudget) {
