@@ -39,7 +39,8 @@ run: build
 test: build-asan
 	cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
-bench: deps $(RELEASE_DIR)/build.ninja
+bench: test-deps $(RELEASE_DIR)/build.ninja
+	@cd bench/node && ( [ -d node_modules ] && npm ls >/dev/null 2>&1 || npm ci --no-audit --no-fund --loglevel=error )
 	cmake -S . -B $(RELEASE_DIR) -DDEVSTREAM_BUILD_BENCH=ON
 	cmake --build $(RELEASE_DIR) -j $(JOBS)
 	@for b in $(RELEASE_DIR)/bench/bench_*; do echo "== $$b"; "$$b" || exit 1; done

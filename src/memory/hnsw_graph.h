@@ -5,7 +5,8 @@
 // markDelete) and skipped by searches; re-adding a label updates it in place.
 // No hnswlib exception escapes: failures become Status.
 // Thread-safety: Search/Vector/ForEach may run concurrently with each other;
-// Add/Remove/Save need exclusive access (VectorIndex's lock provides it).
+// Add may run concurrently with Add for distinct labels (parallel builds);
+// otherwise Add/Remove/Save need exclusive access (VectorIndex's lock).
 #pragma once
 
 #include <cstdint>

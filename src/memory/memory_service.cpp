@@ -409,6 +409,7 @@ Status MemoryService::LoadIndex() {
         " JOIN semantic_memory m ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ?"));
     s.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim()));
     Vector v(static_cast<size_t>(embedder_.dim()));
+    index_.BeginBulkLoad();
     for (;;) {
       DS_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
@@ -420,6 +421,7 @@ Status MemoryService::LoadIndex() {
       index_.Upsert(project_id, s.Int(0), v.data(),
                     MetaFor(s.Text(3), s.Int(4) != 0, s.Int(5) != 0));
     }
+    index_.EndBulkLoad();  // graphs without a sidecar are built here, once
     DS_ASSIGN_OR_RETURN(Stmt miss, c.Prepare(
         "SELECT m.id, m.project_id FROM semantic_memory m WHERE NOT EXISTS (SELECT 1 FROM"
         " memory_vectors v WHERE v.memory_id = m.id AND v.model = ? AND v.dim = ?)"));
@@ -476,6 +478,7 @@ Status MemoryService::LoadIndex() {
 }
 
 Status MemoryService::SaveSidecars() {
+  index_.WaitForPromotions();
   DS_RETURN_IF_ERROR(SyncIndex());
   std::lock_guard<std::mutex> lock(sync_mu_);  // applied_seq_ stays put while saving
   for (const auto& p : index_.Partitions()) {

@@ -1,6 +1,7 @@
 #include "memory/vector_index.h"
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 
 #include "memory/simd.h"
@@ -42,17 +43,110 @@ std::vector<VectorHit> TopK::Take() {
 
 VectorIndex::VectorIndex(int dim, VectorIndexOptions opts) : dim_(dim), opts_(opts) {}
 
-void VectorIndex::Promote(Partition& p) {
-  auto graph = std::make_unique<HnswGraph>(dim_, opts_.hnsw, p.ids.size() + p.ids.size() / 4);
-  for (size_t i = 0; i < p.ids.size(); ++i) {
-    if (!graph->Add(p.ids[i], p.rows.data() + i * dim_).ok()) return;  // stay flat
-    p.hnsw_meta[p.ids[i]] = p.meta[i];
+VectorIndex::~VectorIndex() {
+  {
+    std::lock_guard<std::mutex> lock(promo_mu_);
+    promo_stop_ = true;
   }
+  promo_cv_.notify_all();
+  if (promoter_.joinable()) promoter_.join();
+}
+
+void VectorIndex::MaybeQueuePromotion(const std::string& name, Partition& p) {
+  if (p.hnsw || p.promoting || bulk_loading_ || p.ids.size() < opts_.hnsw_threshold) return;
+  p.promoting = true;
+  std::lock_guard<std::mutex> lock(promo_mu_);
+  promo_queue_.push_back(name);
+  if (!promoter_.joinable()) promoter_ = std::thread([this] { PromoterLoop(); });
+  promo_cv_.notify_one();
+}
+
+void VectorIndex::PromoterLoop() {
+  std::unique_lock<std::mutex> lock(promo_mu_);
+  for (;;) {
+    promo_cv_.wait(lock, [&] { return promo_stop_ || !promo_queue_.empty(); });
+    if (promo_stop_) return;
+    std::string name = promo_queue_.front();
+    promo_queue_.pop_front();
+    ++promo_running_;
+    lock.unlock();
+    Promote(name);
+    lock.lock();
+    --promo_running_;
+    promo_cv_.notify_all();
+  }
+}
+
+void VectorIndex::WaitForPromotions() {
+  std::unique_lock<std::mutex> lock(promo_mu_);
+  promo_cv_.wait(lock, [&] { return promo_stop_ || (promo_queue_.empty() && promo_running_ == 0); });
+}
+
+void VectorIndex::Promote(const std::string& name) {
+  std::vector<int64_t> ids;
+  std::vector<float> rows;
+  {
+    std::unique_lock lock(mu_);
+    auto it = partitions_.find(name);
+    if (it == partitions_.end() || it->second.hnsw) return;
+    ids = it->second.ids;
+    rows = it->second.rows;
+    it->second.dirty.clear();
+    it->second.promoting = true;
+  }
+  // Build without holding the index lock: searches keep using the flat rows.
+  auto graph = std::make_unique<HnswGraph>(dim_, opts_.hnsw, ids.size() + ids.size() / 4);
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  auto worker = [&] {
+    for (size_t i = next++; i < ids.size() && !failed; i = next++) {
+      if (!graph->Add(ids[i], rows.data() + i * dim_).ok()) failed = true;
+    }
+  };
+  unsigned threads = std::max(1u, std::min(4u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  std::unique_lock lock(mu_);
+  auto it = partitions_.find(name);
+  if (it == partitions_.end()) return;
+  Partition& p = it->second;
+  p.promoting = false;
+  if (failed || p.hnsw) return;  // stay flat; a later write queues it again
+  // Re-apply what changed while the graph was being built.
+  for (int64_t id : p.dirty) {
+    auto slot = p.slot.find(id);
+    if (slot == p.slot.end()) {
+      graph->Remove(id);
+    } else if (!graph->Add(id, p.rows.data() + slot->second * dim_).ok()) {
+      return;
+    }
+  }
+  p.dirty.clear();
+  for (size_t i = 0; i < p.ids.size(); ++i) p.hnsw_meta[p.ids[i]] = p.meta[i];
   p.hnsw = std::move(graph);
   std::vector<float>().swap(p.rows);
   std::vector<int64_t>().swap(p.ids);
   std::vector<VectorMeta>().swap(p.meta);
   std::unordered_map<int64_t, size_t>().swap(p.slot);
+}
+
+void VectorIndex::BeginBulkLoad() {
+  std::unique_lock lock(mu_);
+  bulk_loading_ = true;
+}
+
+void VectorIndex::EndBulkLoad() {
+  std::vector<std::string> due;
+  {
+    std::unique_lock lock(mu_);
+    bulk_loading_ = false;
+    for (auto& [name, p] : partitions_) {
+      if (!p.hnsw && !p.promoting && p.ids.size() >= opts_.hnsw_threshold) due.push_back(name);
+    }
+  }
+  for (const auto& name : due) Promote(name);
 }
 
 void VectorIndex::Upsert(const std::string& partition, int64_t memory_id, const float* vec,
@@ -76,7 +170,8 @@ void VectorIndex::Upsert(const std::string& partition, int64_t memory_id, const 
     p.slot.emplace(memory_id, slot);
   }
   std::copy(vec, vec + dim_, p.rows.begin() + static_cast<std::ptrdiff_t>(slot * dim_));
-  if (p.ids.size() >= opts_.hnsw_threshold) Promote(p);
+  if (p.promoting) p.dirty.insert(memory_id);
+  MaybeQueuePromotion(partition, p);
 }
 
 void VectorIndex::SetMeta(const std::string& partition, int64_t memory_id, VectorMeta meta) {
@@ -112,6 +207,7 @@ void VectorIndex::Remove(const std::string& partition, int64_t memory_id) {
 }
 
 void VectorIndex::RemoveLocked(Partition& p, int64_t memory_id) {
+  if (p.promoting) p.dirty.insert(memory_id);
   if (p.hnsw) {
     p.hnsw->Remove(memory_id);
     p.hnsw_meta.erase(memory_id);

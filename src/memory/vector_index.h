@@ -5,7 +5,9 @@
 // contiguous row-major float array plus parallel arrays of memory ids and
 // per-row flags, scanned exactly with SIMD kernels; Remove swaps the last row
 // into the hole so rows stay dense. At the threshold the partition is promoted
-// to an HNSW graph whose storage then holds the only copy of its vectors;
+// to an HNSW graph — built by a background thread from a snapshot while the
+// flat rows keep answering, then swapped in with the writes made meanwhile —
+// whose storage then holds the only copy of its vectors;
 // filters are applied by over-fetching and post-filtering, widening the fetch,
 // and finally falling back to an exact scan over the graph's storage.
 // Thread-safety: all methods may be called concurrently; searches share a
@@ -17,7 +19,12 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "core/status.h"
@@ -44,6 +51,9 @@ struct VectorIndexOptions {
 class VectorIndex {
  public:
   explicit VectorIndex(int dim, VectorIndexOptions opts = {});
+  ~VectorIndex();  // stops the background builder
+  VectorIndex(const VectorIndex&) = delete;
+  VectorIndex& operator=(const VectorIndex&) = delete;
   int dim() const { return dim_; }
   const VectorIndexOptions& options() const { return opts_; }
 
@@ -67,6 +77,13 @@ class VectorIndex {
   bool IsHnsw(const std::string& partition) const;
   std::vector<std::string> Partitions() const;
 
+  // Bulk loading (start-up): no background promotions; EndBulkLoad() builds
+  // the graphs of partitions over the threshold before returning.
+  void BeginBulkLoad();
+  void EndBulkLoad();
+  // Blocks until queued background promotions have finished (tests, shutdown).
+  void WaitForPromotions();
+
   // Writes a partition's HNSW graph (NotFound when the partition is flat).
   Status SaveGraph(const std::string& partition, const std::string& path) const;
   // Replaces `partition` with a graph loaded from `path` and the given
@@ -84,14 +101,28 @@ class VectorIndex {
     // HNSW representation (flat arrays empty when set).
     std::unique_ptr<HnswGraph> hnsw;
     std::unordered_map<int64_t, VectorMeta> hnsw_meta;
+    // While a background build runs: ids written since its snapshot.
+    bool promoting = false;
+    std::unordered_set<int64_t> dirty;
   };
-  void Promote(Partition& p);
   void RemoveLocked(Partition& p, int64_t memory_id);
+  void MaybeQueuePromotion(const std::string& name, Partition& p);
+  // Snapshot, build unlocked, swap in with the dirty ids re-applied.
+  void Promote(const std::string& name);
+  void PromoterLoop();
 
   int dim_;
   VectorIndexOptions opts_;
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, Partition> partitions_;
+  bool bulk_loading_ = false;  // guarded by mu_
+
+  std::mutex promo_mu_;
+  std::condition_variable promo_cv_;
+  std::deque<std::string> promo_queue_;
+  int promo_running_ = 0;
+  bool promo_stop_ = false;
+  std::thread promoter_;  // started on first use
 };
 
 // Keeps the k largest (similarity, id) pairs seen; ties prefer the smaller id.

@@ -105,7 +105,11 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
   std::unique_ptr<Connection> conn(new Connection(db));
   sqlite3_busy_timeout(db, opts.busy_timeout_ms);
   sqlite3_extended_result_codes(db, 1);
-  std::string pragmas = "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;";
+  // mmap lets readers use the OS page cache directly instead of pread copies
+  // into SQLite's small default cache (measured: a quarter of search time).
+  std::string pragmas =
+      "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=1073741824;"
+      " PRAGMA cache_size=-16384;";
   if (!opts.read_only) {
     pragmas += "PRAGMA journal_mode=WAL;";
     pragmas += opts.synchronous_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;";

@@ -41,6 +41,7 @@ TEST(HnswIndexTest, PromotesAtThresholdAndKeepsRecall) {
     hnsw.Upsert("p", i, v.data(), meta);
     flat.Upsert("p", i, v.data(), meta);
   }
+  hnsw.WaitForPromotions();  // built in the background from a snapshot
   EXPECT_TRUE(hnsw.IsHnsw("p"));
   EXPECT_FALSE(flat.IsHnsw("p"));
   EXPECT_EQ(hnsw.Size("p"), static_cast<size_t>(kN));
@@ -75,6 +76,38 @@ TEST(HnswIndexTest, PromotesAtThresholdAndKeepsRecall) {
                           [](int64_t id) { return id == 42 || id == 2024; })
                   .empty());
   EXPECT_EQ(hnsw.Size("p"), static_cast<size_t>(kN - 1));
+}
+
+TEST(HnswIndexTest, WritesDuringABackgroundBuildAreKept) {
+  constexpr int kDim = 16;
+  VectorIndexOptions opts;
+  opts.hnsw_threshold = 2000;
+  VectorIndex index(kDim, opts);
+  std::mt19937 rng(11);
+  std::vector<std::vector<float>> vecs;
+  for (int i = 1; i <= 2000; ++i) {
+    vecs.push_back(RandomUnit(rng, kDim));
+    index.Upsert("p", i, vecs.back().data(), {});
+  }
+  // The build runs now; keep writing: new rows, a replaced row, a removal.
+  for (int i = 2001; i <= 2100; ++i) {
+    vecs.push_back(RandomUnit(rng, kDim));
+    index.Upsert("p", i, vecs.back().data(), {});
+  }
+  auto replaced = RandomUnit(rng, kDim);
+  index.Upsert("p", 5, replaced.data(), {});
+  index.Remove("p", 7);
+  index.WaitForPromotions();
+  ASSERT_TRUE(index.IsHnsw("p"));
+  EXPECT_EQ(index.Size("p"), 2099u);
+  auto top = index.Search("p", vecs[2049].data(), 1, 0, false);
+  ASSERT_EQ(top.size(), 1u);
+  EXPECT_EQ(top[0].memory_id, 2050);
+  top = index.Search("p", replaced.data(), 1, 0, false);
+  ASSERT_EQ(top.size(), 1u);
+  EXPECT_EQ(top[0].memory_id, 5);
+  top = index.Search("p", vecs[6].data(), 3, 0, false);
+  for (const auto& h : top) EXPECT_NE(h.memory_id, 7);
 }
 
 TEST(HnswIndexTest, SidecarLoadsAndReplaysNewerChanges) {
