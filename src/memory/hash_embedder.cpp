@@ -9,7 +9,9 @@
 //     which let "auth" meet "authentication" and survive typos.
 // Counts become weights 1 + ln(count) (sublinear tf) times a per-kind weight;
 // the vector is L2-normalised. Deterministic across runs and machines.
+#include <atomic>
 #include <cmath>
+#include <thread>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -168,9 +170,21 @@ Vector HashEmbedder::EmbedOne(std::string_view text) const {
 double HashEmbedder::NoiseFloor() const { return 2.0 / std::sqrt(static_cast<double>(dim_)); }
 
 Result<std::vector<Vector>> HashEmbedder::Embed(const std::vector<std::string>& texts) {
-  std::vector<Vector> out;
-  out.reserve(texts.size());
-  for (const auto& t : texts) out.push_back(EmbedOne(t));
+  std::vector<Vector> out(texts.size());
+  // Batches are embedded on all cores: embedding was ~40% of ingest time.
+  size_t threads = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), 8);
+  if (texts.size() < 64 || threads < 2) {
+    for (size_t i = 0; i < texts.size(); ++i) out[i] = EmbedOne(texts[i]);
+    return out;
+  }
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next++; i < texts.size(); i = next++) out[i] = EmbedOne(texts[i]);
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
   return out;
 }
 
