@@ -176,6 +176,9 @@ Result<SearchQuery> DecodeSearchQuery(const json::value& body) {
              : *m == "keyword" ? SearchMode::kKeyword : SearchMode::kHybrid;
   }
   q.min_similarity = r.Number("min_similarity", false, -1, 1);
+  if (auto v = r.Number("importance_boost", false, 0, 1)) q.importance_boost = *v;
+  if (auto v = r.Number("recency_boost", false, 0, 1)) q.recency_boost = *v;
+  if (auto v = r.Number("recency_half_life_days", false, 0.01, 3650)) q.recency_half_life_days = *v;
   if (const json::value* w = r.Raw("weights")) {
     if (!w->is_object()) {
       r.Fail("weights", "must be an object {\"keyword\": n, \"vector\": n}");

@@ -1087,7 +1087,9 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
   } else {
     fused = FuseRrf(keyword_ids, {}, 1, 0);
   }
-  if (fused.size() > limit) fused.resize(limit);
+  bool boosted = q.importance_boost > 0 || q.recency_boost > 0;
+  // Boosts may reorder the fused list, so keep every candidate until applied.
+  if (!boosted && fused.size() > limit) fused.resize(limit);
 
   if (!fused.empty()) {
     std::string ids = "[";
@@ -1106,6 +1108,28 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
       }
       return Status::Ok();
     }));
+  }
+  if (boosted) {
+    int64_t now_ms = NowMillis();
+    for (auto& fh : fused) {
+      auto it = rows.find(fh.id);
+      if (it == rows.end()) continue;
+      const Memory& m = it->second;
+      double factor = 1.0 + q.importance_boost * (2.0 * (m.relevance_score - 0.5) + (m.pinned ? 1 : 0));
+      if (q.recency_boost > 0) {
+        double age_days = 0;
+        if (auto created = ParseTimestamp(m.created_at)) {
+          age_days = std::max<double>(0, static_cast<double>(now_ms - *created) / 86400000.0);
+        }
+        factor *= 1.0 + q.recency_boost * std::exp2(-age_days / q.recency_half_life_days);
+      }
+      fh.score *= std::max(factor, 0.0);
+    }
+    std::sort(fused.begin(), fused.end(), [](const FusedHit& a, const FusedHit& b) {
+      if (a.score != b.score) return a.score > b.score;
+      return a.id > b.id;
+    });
+    if (fused.size() > limit) fused.resize(limit);
   }
   std::vector<int64_t> returned;
   for (const auto& fh : fused) {

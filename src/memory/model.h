@@ -78,6 +78,13 @@ struct SearchQuery {
   std::optional<double> vector_weight;  // unset: the embedder's FusionWeight()
   // Vector matches below this cosine are dropped; unset = the embedder's noise floor.
   std::optional<double> min_similarity;
+  // Optional boosts applied to the fused score (0 = off, the default: on the
+  // eval set neither helped, see docs/architecture.md):
+  //   importance: x (1 + b * (2 * (relevance_score - 0.5) + pinned))
+  //   recency:    x (1 + b * 2^(-age_days / half_life_days))
+  double importance_boost = 0;
+  double recency_boost = 0;
+  double recency_half_life_days = 30;
   bool record_access = true;
 };
 

@@ -249,3 +249,39 @@ TEST(ModelSwitchTest, OldModelAnswersUntilReembedCovers) {
 
 }  // namespace
 }  // namespace ds::memory
+
+namespace ds::memory {
+namespace {
+
+TEST(SearchBoostTest, ImportanceBoostReordersOnlyWhenAskedFor) {
+  auto db = ds::testing::NewMigratedDb();
+  ASSERT_TRUE(db);
+  HashEmbedder embedder;
+  MemoryService svc(*db, embedder);
+  ASSERT_TRUE(svc.LoadIndex().ok());
+  MemoryInput a;
+  a.content = "cache invalidation strategy for product pages";
+  a.content_type = "decision";
+  a.relevance_score = 0.1;
+  MemoryInput b = a;
+  b.content = "cache invalidation strategy for product pages and carts";
+  b.relevance_score = 1.0;
+  auto ra = svc.Store(a);
+  auto rb = svc.Store(b);
+  ASSERT_TRUE(ra.ok() && rb.ok());
+  SearchQuery q;
+  q.query = "cache invalidation strategy for product pages";
+  q.record_access = false;
+  auto plain = svc.Search(q);
+  ASSERT_TRUE(plain.ok());
+  ASSERT_EQ(plain->hits.size(), 2u);
+  EXPECT_EQ(plain->hits[0].memory.id, ra->memory.id) << "the exact match ranks first unboosted";
+  q.importance_boost = 1.0;
+  auto boosted = svc.Search(q);
+  ASSERT_TRUE(boosted.ok());
+  ASSERT_EQ(boosted->hits.size(), 2u);
+  EXPECT_EQ(boosted->hits[0].memory.id, rb->memory.id) << "importance lifts the relevant one";
+}
+
+}  // namespace
+}  // namespace ds::memory
