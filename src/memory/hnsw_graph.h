@@ -22,7 +22,11 @@ namespace ds::memory {
 struct HnswParams {
   int m = 16;                 // links per node
   int ef_construction = 200;  // build-time beam width
-  int ef_search = 96;         // query-time beam width (raised to k when larger)
+  // Query-time beam width (raised to k when larger). On 200k hash-embedded
+  // texts (bench/hnsw_bench): ef 96 -> recall@10 0.877 at 0.56 ms, ef 200 ->
+  // 0.951 at 0.98 ms median on one loaded core; M 24 gains little (0.956 at
+  // ef 128, 1.0 ms) for 70% more build time.
+  int ef_search = 200;
 };
 
 class HnswGraph {
