@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
   hnsw.BeginBulkLoad();
   for (size_t i = 0; i < vecs.size(); ++i) hnsw.Upsert("p", static_cast<int64_t>(i + 1), vecs[i].data(), {});
   hnsw.EndBulkLoad();
+  hnsw.WaitForPromotions();
   double build_s = (NowMs() - b0) / 1000;
   if (!hnsw.IsHnsw("p")) {
     std::fprintf(stderr, "error: partition was not promoted to HNSW\n");

@@ -11,7 +11,7 @@
 // The embedding share of the ingest (HashEmbedder alone over the same texts)
 // is timed separately, to show what bounds the write path; so is the batch
 // that takes the partition to VectorIndex's hnsw_threshold (50,000 by default,
-// reached by the last batch here), which builds the HNSW graph synchronously.
+// reached by the last batch here), which queues the HNSW build on a background thread.
 // Exit status 1 on errors or wrong counts, never on a missed target.
 #include <unistd.h>
 

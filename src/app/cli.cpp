@@ -870,7 +870,10 @@ void AddMemory(CLI::App& app, Ctx& ctx, Action& action) {
         std::cout << (r->deduplicated ? "already stored as memory " : "stored memory ")
                   << r->memory.id;
         if (r->redactions) std::cout << " (" << r->redactions << " secret(s) redacted)";
-        if (!r->superseded.empty()) std::cout << " (supersedes " << r->superseded.size() << ")";
+        for (size_t i = 0; i < r->superseded.size(); ++i) {
+          std::cout << (i == 0 ? " (supersedes " : ", ") << r->superseded[i];
+        }
+        if (!r->superseded.empty()) std::cout << ")";
         std::cout << "\n";
       }
       return 0;

@@ -77,6 +77,7 @@ std::optional<int64_t> ParseTimestamp(std::string_view s) {
         !Digits(s, pos + 4, 2, &om)) {
       return std::nullopt;
     }
+    if (oh > 23 || om > 59) return std::nullopt;
     offset_min = (oh * 60 + om) * (s[pos] == '+' ? 1 : -1);
     pos += 6;
   } else {

@@ -364,7 +364,6 @@ std::optional<SidecarInfo> ReadSidecarInfo(const std::string& path) {
 
 Status MemoryService::LoadIndex() {
   std::set<std::string> from_sidecar;
-  bool built = false;
   int64_t head = 0;
   int64_t replay_from = INT64_MAX;
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
@@ -421,7 +420,7 @@ Status MemoryService::LoadIndex() {
       index_.Upsert(project_id, s.Int(0), v.data(),
                     MetaFor(s.Text(3), s.Int(4) != 0, s.Int(5) != 0));
     }
-    index_.EndBulkLoad();  // graphs without a sidecar are built here, once
+    index_.EndBulkLoad();  // graphs without a sidecar build in the background
     DS_ASSIGN_OR_RETURN(Stmt miss, c.Prepare(
         "SELECT m.id, m.project_id FROM semantic_memory m WHERE NOT EXISTS (SELECT 1 FROM"
         " memory_vectors v WHERE v.memory_id = m.id AND v.model = ? AND v.dim = ?)"));
@@ -464,17 +463,12 @@ Status MemoryService::LoadIndex() {
     }
     return Status::Ok();
   }));
-  for (const auto& p : index_.Partitions()) {
-    built |= index_.IsHnsw(p) && !from_sidecar.count(p);
-  }
   {
     std::lock_guard<std::mutex> lock(sync_mu_);
     // Replay from the oldest graph's position; everything else is current.
     applied_seq_ = std::min(head, replay_from);
   }
-  DS_RETURN_IF_ERROR(SyncIndex());
-  if (built) return SaveSidecars();
-  return Status::Ok();
+  return SyncIndex();
 }
 
 Status MemoryService::SaveSidecars() {
@@ -1135,6 +1129,15 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
   for (const auto& fh : fused) {
     auto it = rows.find(fh.id);
     if (it == rows.end()) continue;  // deleted between the two reads
+    const Memory& m = it->second;
+    // A ranking may be a moment stale (another process's write not replayed
+    // yet, or the transitional fallback index): re-check the row itself.
+    if (!f.include_archived && (m.archived || m.superseded_by)) continue;
+    if (!f.content_types.empty() &&
+        std::find(f.content_types.begin(), f.content_types.end(), m.content_type) ==
+            f.content_types.end()) {
+      continue;
+    }
     SearchHit hit;
     hit.memory = std::move(it->second);
     hit.score = fh.score;

@@ -38,10 +38,11 @@ class MemoryService {
 
   // Loads this model's vectors into the index; call once before serving.
   // Partitions large enough for HNSW load their graph from the sidecar when
-  // one matches (then only newer changes are replayed) instead of rebuilding.
+  // one matches (then only newer changes are replayed); others are served
+  // flat while their graph builds in the background.
   Status LoadIndex();
   // Writes every HNSW partition's graph with the change-log position it
-  // covers (call on shutdown; LoadIndex also saves graphs it had to build).
+  // covers, after pending background builds finish (call on shutdown).
   Status SaveSidecars();
   // Replays memory_changes newer than what the index reflects, so writes by
   // other processes on the same database show up. Search calls it first;

@@ -138,15 +138,9 @@ void VectorIndex::BeginBulkLoad() {
 }
 
 void VectorIndex::EndBulkLoad() {
-  std::vector<std::string> due;
-  {
-    std::unique_lock lock(mu_);
-    bulk_loading_ = false;
-    for (auto& [name, p] : partitions_) {
-      if (!p.hnsw && !p.promoting && p.ids.size() >= opts_.hnsw_threshold) due.push_back(name);
-    }
-  }
-  for (const auto& name : due) Promote(name);
+  std::unique_lock lock(mu_);
+  bulk_loading_ = false;
+  for (auto& [name, p] : partitions_) MaybeQueuePromotion(name, p);
 }
 
 void VectorIndex::Upsert(const std::string& partition, int64_t memory_id, const float* vec,

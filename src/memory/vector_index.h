@@ -77,8 +77,9 @@ class VectorIndex {
   bool IsHnsw(const std::string& partition) const;
   std::vector<std::string> Partitions() const;
 
-  // Bulk loading (start-up): no background promotions; EndBulkLoad() builds
-  // the graphs of partitions over the threshold before returning.
+  // Bulk loading (start-up): no promotions while rows stream in; EndBulkLoad()
+  // then queues one background build per partition over the threshold (the
+  // flat rows answer until each graph is swapped in).
   void BeginBulkLoad();
   void EndBulkLoad();
   // Blocks until queued background promotions have finished (tests, shutdown).
