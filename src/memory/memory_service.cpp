@@ -1028,19 +1028,49 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
     if (use_keyword) {
       std::string match = BuildFtsQuery(q.query);
       if (!match.empty()) {
+        // Stage 1: rank inside FTS5 alone (its own sorter, no per-match join)
+        // and filter a generous top slice; a broad OR query matches most
+        // rows, and joining every match before LIMIT dominated search time.
+        // Stage 2, only when filters rejected too much of that slice: the
+        // exact joined query.
+        const size_t slice = std::max<size_t>(fetch * 20, 200);
         DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-            "SELECT m.id, bm25(memory_fts) AS score FROM memory_fts"
-            " JOIN semantic_memory m ON m.id = memory_fts.rowid"
-            " WHERE memory_fts MATCH ? AND" + fs.where + " ORDER BY score LIMIT ?"));
+            "SELECT m.id, t.score FROM (SELECT rowid AS id, bm25(memory_fts) AS score"
+            " FROM memory_fts WHERE memory_fts MATCH ? ORDER BY score LIMIT ?) t"
+            " JOIN semantic_memory m ON m.id = t.id WHERE" + fs.where +
+            " ORDER BY t.score LIMIT ?"));
         int i = 1;
         s.Bind(i++, match);
+        s.Bind(i++, static_cast<int64_t>(slice));
         for (const auto& a : fs.args) s.Bind(i++, a);
         s.Bind(i++, static_cast<int64_t>(fetch));
+        size_t seen = 0;
         for (;;) {
           DS_ASSIGN_OR_RETURN(bool row, s.Step());
           if (!row) break;
           keyword_ids.push_back(s.Int(0));
           bm25[s.Int(0)] = s.Double(1);
+          ++seen;
+        }
+        if (seen < fetch) {
+          // Either fewer matches exist than asked for, or the filters took
+          // them: the joined query answers exactly (and cheaply when few match).
+          keyword_ids.clear();
+          bm25.clear();
+          DS_ASSIGN_OR_RETURN(Stmt full, c.Prepare(
+              "SELECT m.id, bm25(memory_fts) AS score FROM memory_fts"
+              " JOIN semantic_memory m ON m.id = memory_fts.rowid"
+              " WHERE memory_fts MATCH ? AND" + fs.where + " ORDER BY score LIMIT ?"));
+          int j = 1;
+          full.Bind(j++, match);
+          for (const auto& a : fs.args) full.Bind(j++, a);
+          full.Bind(j++, static_cast<int64_t>(fetch));
+          for (;;) {
+            DS_ASSIGN_OR_RETURN(bool row, full.Step());
+            if (!row) break;
+            keyword_ids.push_back(full.Int(0));
+            bm25[full.Int(0)] = full.Double(1);
+          }
         }
       }
     }
