@@ -84,7 +84,8 @@ struct Ctx {
     DS_RETURN_IF_ERROR(Open());
     DS_ASSIGN_OR_RETURN(auto config, memory::EmbedderConfigFromEnv());
     DS_ASSIGN_OR_RETURN(embedder, memory::MakeEmbedder(config));
-    memories = std::make_unique<memory::MemoryService>(*db, *embedder);
+    DS_ASSIGN_OR_RETURN(auto index_options, memory::VectorIndexOptionsFromEnv());
+    memories = std::make_unique<memory::MemoryService>(*db, *embedder, index_options);
     return load_index ? memories->LoadIndex() : Status::Ok();
   }
 };

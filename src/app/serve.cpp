@@ -46,7 +46,12 @@ int RunServe(const ServeOptions& opts) {
     std::cerr << "devstream: error: " << embedder.status().message() << "\n";
     return 2;
   }
-  memory::MemoryService memory_service(**db, **embedder);
+  auto index_options = memory::VectorIndexOptionsFromEnv();
+  if (!index_options.ok()) {
+    std::cerr << "devstream: error: " << index_options.status().message() << "\n";
+    return 2;
+  }
+  memory::MemoryService memory_service(**db, **embedder, *index_options);
   if (Status loaded = memory_service.LoadIndex(); !loaded.ok()) {
     std::cerr << "devstream: error: loading the vector index: " << loaded.message() << "\n";
     return 1;

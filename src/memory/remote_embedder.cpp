@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -300,6 +301,35 @@ Result<std::unique_ptr<Embedder>> MakeEmbedder(const EmbedderConfig& config) {
     return std::unique_ptr<Embedder>(new RemoteEmbedder(o));
   }
   return Status::InvalidArgument("unknown embedding provider \"" + config.provider + "\"");
+}
+
+Result<VectorIndexOptions> VectorIndexOptionsFromEnv() {
+  VectorIndexOptions o;
+  struct Knob {
+    const char* name;
+    long min, max;
+    std::function<void(long)> set;
+  };
+  const Knob knobs[] = {
+      {"DEVSTREAM_HNSW_THRESHOLD", 1000, 1L << 40,
+       [&](long v) { o.hnsw_threshold = static_cast<size_t>(v); }},
+      {"DEVSTREAM_HNSW_M", 4, 128, [&](long v) { o.hnsw.m = static_cast<int>(v); }},
+      {"DEVSTREAM_HNSW_EF_CONSTRUCTION", 10, 4096,
+       [&](long v) { o.hnsw.ef_construction = static_cast<int>(v); }},
+      {"DEVSTREAM_HNSW_EF_SEARCH", 10, 4096, [&](long v) { o.hnsw.ef_search = static_cast<int>(v); }},
+  };
+  for (const auto& k : knobs) {
+    const char* v = std::getenv(k.name);
+    if (!v || !*v) continue;
+    char* end = nullptr;
+    long n = std::strtol(v, &end, 10);
+    if (*end != '\0' || n < k.min || n > k.max) {
+      return Status::InvalidArgument(std::string(k.name) + "=" + v + ": must be an integer " +
+                                     std::to_string(k.min) + ".." + std::to_string(k.max));
+    }
+    k.set(n);
+  }
+  return o;
 }
 
 }  // namespace ds::memory

@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "memory/embedder.h"
+#include "memory/vector_index.h"
 
 namespace ds::memory {
 
@@ -86,5 +87,10 @@ struct EmbedderConfig {
 // InvalidArgument names a bad value.
 Result<EmbedderConfig> EmbedderConfigFromEnv();
 Result<std::unique_ptr<Embedder>> MakeEmbedder(const EmbedderConfig& config);
+
+// Vector index settings from DEVSTREAM_HNSW_THRESHOLD (vectors per project
+// before HNSW), DEVSTREAM_HNSW_M, DEVSTREAM_HNSW_EF_CONSTRUCTION and
+// DEVSTREAM_HNSW_EF_SEARCH over the defaults; InvalidArgument names a bad value.
+Result<VectorIndexOptions> VectorIndexOptionsFromEnv();
 
 }  // namespace ds::memory

@@ -197,5 +197,22 @@ TEST(EmbedderConfigTest, EnvironmentSelectsProvider) {
   unsetenv("OLLAMA_HOST");
 }
 
+TEST(VectorIndexConfigTest, EnvironmentSetsHnswParameters) {
+  setenv("DEVSTREAM_HNSW_EF_SEARCH", "300", 1);
+  setenv("DEVSTREAM_HNSW_THRESHOLD", "20000", 1);
+  auto o = VectorIndexOptionsFromEnv();
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->hnsw.ef_search, 300);
+  EXPECT_EQ(o->hnsw_threshold, 20000u);
+  EXPECT_EQ(o->hnsw.m, 16);
+  setenv("DEVSTREAM_HNSW_M", "2", 1);
+  auto bad = VectorIndexOptionsFromEnv();
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("DEVSTREAM_HNSW_M"), std::string::npos);
+  unsetenv("DEVSTREAM_HNSW_M");
+  unsetenv("DEVSTREAM_HNSW_EF_SEARCH");
+  unsetenv("DEVSTREAM_HNSW_THRESHOLD");
+}
+
 }  // namespace
 }  // namespace ds::memory
