@@ -121,9 +121,13 @@ class [[nodiscard]] Result {
 
 #define DS_CONCAT_INNER(a, b) a##b
 #define DS_CONCAT(a, b) DS_CONCAT_INNER(a, b)
-// Declares `lhs` from a Result's value, or returns its Status.
-#define DS_ASSIGN_OR_RETURN(lhs, expr) DS_ASSIGN_OR_RETURN_IMPL(DS_CONCAT(ds_result_, __LINE__), lhs, expr)
+// Declares `lhs` from a Result's value, or returns its Status. `lhs` may be a
+// declaration ("Plan p"), so it cannot be parenthesised.
+#define DS_ASSIGN_OR_RETURN(lhs, expr) \
+  DS_ASSIGN_OR_RETURN_IMPL(DS_CONCAT(ds_result_, __LINE__), lhs, expr)
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define DS_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                             \
   if (!tmp.ok()) return tmp.status();            \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
