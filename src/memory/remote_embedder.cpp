@@ -318,6 +318,13 @@ Result<VectorIndexOptions> VectorIndexOptionsFromEnv() {
        [&](long v) { o.hnsw.ef_construction = static_cast<int>(v); }},
       {"DEVSTREAM_HNSW_EF_SEARCH", 10, 4096, [&](long v) { o.hnsw.ef_search = static_cast<int>(v); }},
   };
+  if (const char* v = std::getenv("DEVSTREAM_VECTOR_INT8"); v && *v) {
+    std::string s(v);
+    if (s != "0" && s != "1") {
+      return Status::InvalidArgument("DEVSTREAM_VECTOR_INT8=" + s + ": must be 0 or 1");
+    }
+    o.int8_scan = s == "1";
+  }
   for (const auto& k : knobs) {
     const char* v = std::getenv(k.name);
     if (!v || !*v) continue;

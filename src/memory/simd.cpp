@@ -1,5 +1,8 @@
 #include "memory/simd.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace ds::memory {
 
 // Sixteen independent accumulators let the compiler vectorise without
@@ -40,6 +43,37 @@ void DotBatch(const float* query, const float* rows, size_t dim, size_t count, f
     for (int j = 0; j < 16; ++j) s += acc[j];
     out[r] = s + tail;
   }
+}
+
+DS_SIMD_CLONES
+void DotBatchInt8(const int8_t* query, const int8_t* rows, size_t dim, size_t count,
+                  int32_t* out) {
+  for (size_t r = 0; r < count; ++r) {
+    const int8_t* row = rows + r * dim;
+    int32_t acc[32] = {0};
+    size_t i = 0;
+    for (; i + 32 <= dim; i += 32) {
+      for (int j = 0; j < 32; ++j) acc[j] += int32_t{query[i + j]} * int32_t{row[i + j]};
+    }
+    int32_t s = 0;
+    for (; i < dim; ++i) s += int32_t{query[i]} * int32_t{row[i]};
+    for (int j = 0; j < 32; ++j) s += acc[j];
+    out[r] = s;
+  }
+}
+
+float QuantizeInt8(const float* v, size_t n, int8_t* out) {
+  float max_abs = 0;
+  for (size_t i = 0; i < n; ++i) max_abs = std::max(max_abs, std::fabs(v[i]));
+  if (max_abs == 0) {
+    std::fill(out, out + n, int8_t{0});
+    return 0;
+  }
+  float scale = max_abs / 127.0f;
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = static_cast<int8_t>(std::lround(std::clamp(v[i] / scale, -127.0f, 127.0f)));
+  }
+  return scale;
 }
 
 float DotScalar(const float* a, const float* b, size_t n) {

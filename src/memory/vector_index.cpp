@@ -127,6 +127,8 @@ void VectorIndex::Promote(const std::string& name) {
   for (size_t i = 0; i < p.ids.size(); ++i) p.hnsw_meta[p.ids[i]] = p.meta[i];
   p.hnsw = std::move(graph);
   std::vector<float>().swap(p.rows);
+  std::vector<int8_t>().swap(p.qrows);
+  std::vector<float>().swap(p.qscale);
   std::vector<int64_t>().swap(p.ids);
   std::vector<VectorMeta>().swap(p.meta);
   std::unordered_map<int64_t, size_t>().swap(p.slot);
@@ -161,9 +163,16 @@ void VectorIndex::Upsert(const std::string& partition, int64_t memory_id, const 
     p.ids.push_back(memory_id);
     p.meta.push_back(meta);
     p.rows.resize(p.rows.size() + static_cast<size_t>(dim_));
+    if (opts_.int8_scan) {
+      p.qrows.resize(p.rows.size());
+      p.qscale.push_back(0);
+    }
     p.slot.emplace(memory_id, slot);
   }
   std::copy(vec, vec + dim_, p.rows.begin() + static_cast<std::ptrdiff_t>(slot * dim_));
+  if (opts_.int8_scan) {
+    p.qscale[slot] = QuantizeInt8(vec, static_cast<size_t>(dim_), p.qrows.data() + slot * dim_);
+  }
   if (p.promoting) p.dirty.insert(memory_id);
   MaybeQueuePromotion(partition, p);
 }
@@ -215,6 +224,12 @@ void VectorIndex::RemoveLocked(Partition& p, int64_t memory_id) {
     std::copy(p.rows.begin() + static_cast<std::ptrdiff_t>(last * dim_),
               p.rows.begin() + static_cast<std::ptrdiff_t>((last + 1) * dim_),
               p.rows.begin() + static_cast<std::ptrdiff_t>(hole * dim_));
+    if (opts_.int8_scan) {
+      std::copy(p.qrows.begin() + static_cast<std::ptrdiff_t>(last * dim_),
+                p.qrows.begin() + static_cast<std::ptrdiff_t>((last + 1) * dim_),
+                p.qrows.begin() + static_cast<std::ptrdiff_t>(hole * dim_));
+      p.qscale[hole] = p.qscale[last];
+    }
     p.ids[hole] = p.ids[last];
     p.meta[hole] = p.meta[last];
     p.slot[p.ids[hole]] = hole;
@@ -222,6 +237,10 @@ void VectorIndex::RemoveLocked(Partition& p, int64_t memory_id) {
   p.ids.pop_back();
   p.meta.pop_back();
   p.rows.resize(p.rows.size() - static_cast<size_t>(dim_));
+  if (opts_.int8_scan) {
+    p.qrows.resize(p.rows.size());
+    p.qscale.pop_back();
+  }
   p.slot.erase(memory_id);
 }
 
@@ -259,10 +278,39 @@ std::vector<VectorHit> VectorIndex::Search(const std::string& partition, const f
     });
     return top.Take();
   }
-  TopK top(k);
   constexpr size_t kBlock = 256;
-  float scores[kBlock];
   const size_t n = p.ids.size();
+  if (opts_.int8_scan && p.qscale.size() == n) {
+    // Quantised pass for candidates, then exact float re-rank.
+    std::vector<int8_t> q(static_cast<size_t>(dim_));
+    float qs = QuantizeInt8(query, static_cast<size_t>(dim_), q.data());
+    TopK candidates(k * std::max<size_t>(opts_.int8_rerank, 1));
+    int32_t iscores[kBlock];
+    std::unordered_map<int64_t, size_t> cand_slot;
+    for (size_t base = 0; base < n; base += kBlock) {
+      size_t count = std::min(kBlock, n - base);
+      DotBatchInt8(q.data(), p.qrows.data() + base * dim_, static_cast<size_t>(dim_), count,
+                   iscores);
+      for (size_t i = 0; i < count; ++i) {
+        const VectorMeta& m = p.meta[base + i];
+        if (!include_dead && !m.live) continue;
+        if (type_mask && !(type_mask & m.content_type_bit)) continue;
+        float approx = static_cast<float>(iscores[i]) * qs * p.qscale[base + i];
+        if (candidates.full() && approx < candidates.threshold()) continue;
+        int64_t id = p.ids[base + i];
+        if (accept && !accept(id)) continue;
+        candidates.Push(id, approx);
+      }
+    }
+    TopK top(k);
+    for (const auto& c : candidates.Take()) {
+      size_t row = p.slot.at(c.memory_id);
+      top.Push(c.memory_id, Dot(query, p.rows.data() + row * dim_, static_cast<size_t>(dim_)));
+    }
+    return top.Take();
+  }
+  TopK top(k);
+  float scores[kBlock];
   for (size_t base = 0; base < n; base += kBlock) {
     size_t count = std::min(kBlock, n - base);
     DotBatch(query, p.rows.data() + base * dim_, static_cast<size_t>(dim_), count, scores);

@@ -45,6 +45,10 @@ struct VectorMeta {
 
 struct VectorIndexOptions {
   size_t hnsw_threshold = 50000;  // vectors per partition before HNSW takes over
+  // Flat partitions also keep int8 copies (+25% memory) and scan those (a
+  // quarter of the bytes), then re-rank the best candidates exactly in float.
+  bool int8_scan = false;
+  size_t int8_rerank = 8;  // candidates re-ranked per result (k * int8_rerank)
   HnswParams hnsw;
 };
 
@@ -99,6 +103,8 @@ class VectorIndex {
     std::vector<int64_t> ids;
     std::vector<VectorMeta> meta;
     std::unordered_map<int64_t, size_t> slot;
+    std::vector<int8_t> qrows;  // int8 copies when int8_scan
+    std::vector<float> qscale;  // their per-row scales
     // HNSW representation (flat arrays empty when set).
     std::unique_ptr<HnswGraph> hnsw;
     std::unordered_map<int64_t, VectorMeta> hnsw_meta;

@@ -285,3 +285,52 @@ TEST(SearchBoostTest, ImportanceBoostReordersOnlyWhenAskedFor) {
 
 }  // namespace
 }  // namespace ds::memory
+
+namespace ds::memory {
+namespace {
+
+TEST(Int8ScanTest, QuantisedScanWithRerankMatchesExactTopK) {
+  constexpr int kDim = 96;
+  VectorIndexOptions exact_opts;
+  exact_opts.hnsw_threshold = 1 << 30;
+  VectorIndexOptions int8_opts = exact_opts;
+  int8_opts.int8_scan = true;
+  VectorIndex exact(kDim, exact_opts);
+  VectorIndex quant(kDim, int8_opts);
+  std::mt19937 rng(3);
+  for (int i = 1; i <= 3000; ++i) {
+    auto v = RandomUnit(rng, kDim);
+    VectorMeta meta;
+    meta.content_type_bit = 1u << (i % 2);
+    exact.Upsert("p", i, v.data(), meta);
+    quant.Upsert("p", i, v.data(), meta);
+  }
+  for (int i = 1; i <= 3000; i += 7) {  // swap-removes keep the int8 rows aligned
+    exact.Remove("p", i);
+    quant.Remove("p", i);
+  }
+  double found = 0, total = 0;
+  for (int q = 0; q < 40; ++q) {
+    auto query = RandomUnit(rng, kDim);
+    auto a = exact.Search("p", query.data(), 10, 1u << 1, false);
+    auto b = quant.Search("p", query.data(), 10, 1u << 1, false);
+    ASSERT_EQ(b.size(), 10u);
+    for (const auto& h : b) {
+      EXPECT_EQ(h.memory_id % 2, 1) << "type filter";
+      EXPECT_NE(h.memory_id % 7, 1) << "removed row returned";
+    }
+    for (const auto& e : a) {
+      total += 1;
+      for (const auto& h : b) {
+        if (h.memory_id == e.memory_id) {
+          found += 1;
+          EXPECT_FLOAT_EQ(h.similarity, e.similarity) << "re-ranked in float";
+        }
+      }
+    }
+  }
+  EXPECT_GE(found / total, 0.98);
+}
+
+}  // namespace
+}  // namespace ds::memory
