@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <thread>
 #include <iostream>
@@ -62,6 +63,18 @@ int RunServe(const ServeOptions& opts) {
   // the embedder was down) are embedded in the background; until a partition
   // is covered, search answers from the previous model where it has vectors.
   std::atomic<bool> stop_reembed{false};
+  // Writes by other processes (CLI, hooks, other replicas) reach this index
+  // within half a second even when nobody searches meanwhile.
+  std::thread index_sync([&] {
+    while (!stop_reembed) {
+      for (int i = 0; i < 5 && !stop_reembed; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (Status st = memory_service.SyncIndex(); !st.ok() && !stop_reembed) {
+        std::cerr << "devstream: warning: index sync: " << st.message() << "\n";
+      }
+    }
+  });
   std::thread reembedder;
   if (int64_t missing = memory_service.MissingVectors(); missing > 0) {
     std::cerr << "devstream: " << missing << " memories lack " << (*embedder)->model()
@@ -102,6 +115,7 @@ int RunServe(const ServeOptions& opts) {
   server.Stop();
   stop_reembed = true;
   if (reembedder.joinable()) reembedder.join();
+  index_sync.join();
   if (Status saved = memory_service.SaveSidecars(); !saved.ok()) {
     std::cerr << "devstream: warning: " << saved.message() << "\n";
   }
