@@ -66,7 +66,15 @@ int RunServe(const ServeOptions& opts) {
   // Writes by other processes (CLI, hooks, other replicas) reach this index
   // within half a second even when nobody searches meanwhile.
   std::thread index_sync([&] {
+    auto last_prune = std::chrono::steady_clock::now();
     while (!stop_reembed) {
+      if (std::chrono::steady_clock::now() - last_prune > std::chrono::minutes(10)) {
+        last_prune = std::chrono::steady_clock::now();
+        if (auto pruned = memory_service.PruneChangeLog(); !pruned.ok()) {
+          std::cerr << "devstream: warning: change-log prune: " << pruned.status().message()
+                    << "\n";
+        }
+      }
       for (int i = 0; i < 5 && !stop_reembed; ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }

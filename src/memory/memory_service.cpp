@@ -520,6 +520,19 @@ int64_t MemoryService::MissingVectors() const {
   return n;
 }
 
+Result<int64_t> MemoryService::PruneChangeLog(int64_t keep) {
+  int64_t removed = 0;
+  DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+        "DELETE FROM memory_changes WHERE seq <= (SELECT max(seq) FROM memory_changes) - ?"));
+    s.Bind(1, keep);
+    DS_RETURN_IF_ERROR(s.Run());
+    removed = c.Changes();
+    return Status::Ok();
+  }));
+  return removed;
+}
+
 Result<std::pair<int64_t, int64_t>> MemoryService::WriteLogged(
     const std::function<Status(Connection&)>& fn) {
   int64_t before = 0, after = 0;
@@ -538,7 +551,7 @@ void MemoryService::NoteOwnChanges(int64_t before, int64_t after) {
 }
 
 Status MemoryService::SyncIndex() {
-  std::lock_guard<std::mutex> lock(sync_mu_);
+  std::unique_lock<std::mutex> lock(sync_mu_);
   for (;;) {
     struct Change {
       int64_t id;
@@ -548,9 +561,17 @@ Status MemoryService::SyncIndex() {
     };
     std::vector<Change> changes;
     int64_t last = applied_seq_;
+    bool gap = false;
     DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
       DS_ASSIGN_OR_RETURN(int64_t head, ChangeLogHead(c));
       if (head <= applied_seq_) return Status::Ok();
+      // Entries we have not applied were pruned: replay cannot be trusted.
+      DS_ASSIGN_OR_RETURN(Stmt oldest, c.Prepare("SELECT coalesce(min(seq), 0) FROM memory_changes"));
+      DS_RETURN_IF_ERROR(oldest.Step().status());
+      if (oldest.Int(0) > applied_seq_ + 1) {
+        gap = true;
+        return Status::Ok();
+      }
       DS_ASSIGN_OR_RETURN(Stmt log, c.Prepare(
           "SELECT seq, memory_id FROM memory_changes WHERE seq > ? ORDER BY seq LIMIT 5000"));
       log.Bind(1, applied_seq_);
@@ -584,6 +605,13 @@ Status MemoryService::SyncIndex() {
       }
       return Status::Ok();
     }));
+    if (gap) {
+      // Fell behind a pruned log (e.g. a process idle for a long time):
+      // rebuild the index from the tables, which are always current.
+      lock.unlock();
+      index_.Clear();
+      return LoadIndex();
+    }
     if (changes.empty() && last == applied_seq_) return Status::Ok();
     for (const auto& ch : changes) {
       if (!ch.project_id) {  // deleted

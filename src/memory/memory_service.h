@@ -70,6 +70,10 @@ class MemoryService {
   // change, an import, or writes while the embedder was down). Returns how
   // many were embedded; stops early (OK) when `stop` becomes true.
   Result<int64_t> Reembed(int batch_size = 256, const std::atomic<bool>* stop = nullptr);
+  // Keeps the newest `keep` change-log entries. A process whose index fell
+  // behind the pruned part notices the gap and reloads its index from the
+  // tables instead of replaying.
+  Result<int64_t> PruneChangeLog(int64_t keep = 100000);
   // Memories lacking a current-model vector (all partitions).
   int64_t MissingVectors() const;
 

@@ -85,10 +85,12 @@ void VectorIndex::WaitForPromotions() {
 void VectorIndex::Promote(const std::string& name) {
   std::vector<int64_t> ids;
   std::vector<float> rows;
+  uint64_t epoch = 0;
   {
     std::unique_lock lock(mu_);
     auto it = partitions_.find(name);
     if (it == partitions_.end() || it->second.hnsw) return;
+    epoch = it->second.epoch;
     ids = it->second.ids;
     rows = it->second.rows;
     it->second.dirty.clear();
@@ -110,7 +112,8 @@ void VectorIndex::Promote(const std::string& name) {
   for (auto& t : pool) t.join();
   std::unique_lock lock(mu_);
   auto it = partitions_.find(name);
-  if (it == partitions_.end()) return;
+  // Gone, or replaced by a reload (Clear) while we were building: discard.
+  if (it == partitions_.end() || it->second.epoch != epoch) return;
   Partition& p = it->second;
   p.promoting = false;
   if (failed || p.hnsw) return;  // stay flat; a later write queues it again
@@ -149,6 +152,7 @@ void VectorIndex::Upsert(const std::string& partition, int64_t memory_id, const 
                          VectorMeta meta) {
   std::unique_lock lock(mu_);
   Partition& p = partitions_[partition];
+  if (p.epoch == 0) p.epoch = next_epoch_++;
   if (p.hnsw) {
     if (p.hnsw->Add(memory_id, vec).ok()) p.hnsw_meta[memory_id] = meta;
     return;
@@ -189,6 +193,11 @@ void VectorIndex::SetMeta(const std::string& partition, int64_t memory_id, Vecto
   }
   auto it = p.slot.find(memory_id);
   if (it != p.slot.end()) p.meta[it->second] = meta;
+}
+
+void VectorIndex::Clear() {
+  std::unique_lock lock(mu_);
+  partitions_.clear();  // an in-flight background build finds its partition gone
 }
 
 void VectorIndex::RemoveAnywhere(int64_t memory_id) {
@@ -384,6 +393,7 @@ Status VectorIndex::LoadGraph(const std::string& partition, const std::string& p
   std::unique_lock lock(mu_);
   Partition& p = partitions_[partition];
   p = Partition();
+  p.epoch = next_epoch_++;
   p.hnsw = std::move(graph);
   for (const auto& [id, m] : meta) {
     if (p.hnsw->Contains(id)) p.hnsw_meta[id] = m;

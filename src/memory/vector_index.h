@@ -66,6 +66,8 @@ class VectorIndex {
               VectorMeta meta);
   void SetMeta(const std::string& partition, int64_t memory_id, VectorMeta meta);
   void Remove(const std::string& partition, int64_t memory_id);
+  // Drops every partition (a full reload follows).
+  void Clear();
   // Removes `memory_id` from whichever partition holds it (deletes replayed
   // from the change log no longer know their project).
   void RemoveAnywhere(int64_t memory_id);
@@ -111,6 +113,7 @@ class VectorIndex {
     // While a background build runs: ids written since its snapshot.
     bool promoting = false;
     std::unordered_set<int64_t> dirty;
+    uint64_t epoch = 0;  // identifies this partition object across Clear()
   };
   void RemoveLocked(Partition& p, int64_t memory_id);
   void MaybeQueuePromotion(const std::string& name, Partition& p);
@@ -123,6 +126,7 @@ class VectorIndex {
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, Partition> partitions_;
   bool bulk_loading_ = false;  // guarded by mu_
+  uint64_t next_epoch_ = 1;    // guarded by mu_
 
   std::mutex promo_mu_;
   std::condition_variable promo_cv_;

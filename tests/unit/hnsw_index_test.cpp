@@ -334,3 +334,40 @@ TEST(Int8ScanTest, QuantisedScanWithRerankMatchesExactTopK) {
 
 }  // namespace
 }  // namespace ds::memory
+
+namespace ds::memory {
+namespace {
+
+TEST(ChangeLogTest, PrunedLogMakesALaggingIndexReload) {
+  std::string path;
+  auto db = ds::testing::NewMigratedDb(&path);
+  ASSERT_TRUE(db);
+  auto db2 = Database::Open(path, {});
+  ASSERT_TRUE(db2.ok());
+  HashEmbedder embedder;
+  MemoryService lagging(*db, embedder);
+  ASSERT_TRUE(lagging.LoadIndex().ok());
+  MemoryService writer(**db2, embedder);
+  ASSERT_TRUE(writer.LoadIndex().ok());
+  int64_t deleted_id = 0;
+  for (int i = 0; i < 20; ++i) {
+    MemoryInput in;
+    in.content = "observability note " + std::to_string(i) + " about tracing spans";
+    in.content_type = "learning";
+    auto r = writer.Store(in);
+    ASSERT_TRUE(r.ok());
+    if (i == 0) deleted_id = r->memory.id;
+  }
+  ASSERT_TRUE(writer.Delete(deleted_id).ok());
+  auto pruned = writer.PruneChangeLog(3);
+  ASSERT_TRUE(pruned.ok());
+  EXPECT_GT(*pruned, 0);
+  // The lagging index missed entries that no longer exist: it must reload.
+  ASSERT_TRUE(lagging.SyncIndex().ok());
+  auto stats = lagging.Stats(std::nullopt);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->indexed, 19);
+}
+
+}  // namespace
+}  // namespace ds::memory
