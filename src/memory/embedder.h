@@ -14,9 +14,20 @@ namespace ds::memory {
 
 using Vector = std::vector<float>;
 
+// How to reach a model again (recorded in embedding_models; never a secret).
+struct EmbedderIdentity {
+  std::string provider;  // hash | ollama | openai
+  std::string base_url;
+  std::string model_name;
+  int dim = 0;
+};
+
 class Embedder {
  public:
   virtual ~Embedder() = default;
+  // Empty provider: not recordable (test doubles); the model cannot serve as
+  // a fallback after a switch.
+  virtual EmbedderIdentity Identity() const { return {}; }
   virtual const std::string& model() const = 0;
   virtual int dim() const = 0;
   // One vector per text, L2-normalised, in order. Unavailable when the
@@ -32,6 +43,7 @@ class Embedder {
 class HashEmbedder : public Embedder {
  public:
   explicit HashEmbedder(int dim = 384);
+  EmbedderIdentity Identity() const override { return {"hash", "", "", dim_}; }
   const std::string& model() const override { return model_; }
   int dim() const override { return dim_; }
   Result<std::vector<Vector>> Embed(const std::vector<std::string>& texts) override;

@@ -20,6 +20,7 @@
 #include "core/json.h"
 #include "memory/fts_query.h"
 #include "memory/redaction.h"
+#include "memory/remote_embedder.h"
 #include "store/projects.h"
 
 namespace ds::memory {
@@ -363,6 +364,16 @@ std::optional<SidecarInfo> ReadSidecarInfo(const std::string& path) {
 }  // namespace
 
 Status MemoryService::LoadIndex() {
+  if (EmbedderIdentity id = embedder_.Identity(); !id.provider.empty()) {
+    DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
+      DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+          "INSERT INTO embedding_models(model, provider, base_url, model_name, dim, first_used_at)"
+          " VALUES(?,?,?,?,?,?) ON CONFLICT(model) DO UPDATE SET base_url = excluded.base_url"));
+      s.Bind(1, embedder_.model()).Bind(2, id.provider).Bind(3, id.base_url).Bind(4, id.model_name);
+      s.Bind(5, static_cast<int64_t>(id.dim)).Bind(6, NowTimestamp());
+      return s.Run();
+    }));
+  }
   std::set<std::string> from_sidecar;
   int64_t head = 0;
   int64_t replay_from = INT64_MAX;
@@ -434,31 +445,48 @@ Status MemoryService::LoadIndex() {
         missing_[miss.Text(1)].insert(miss.Int(0));
       }
     }
-    // After a switch away from the default model, keep its vectors answering
-    // until the new model covers each partition.
-    HashEmbedder hash;
-    if (embedder_.model() != hash.model() && MissingVectors() > 0) {
-      DS_ASSIGN_OR_RETURN(Stmt old, c.Prepare(
-          "SELECT v.memory_id, m.project_id, v.vec, m.content_type, m.archived,"
-          " m.superseded_by IS NOT NULL FROM memory_vectors v"
-          " JOIN semantic_memory m ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ?"));
-      old.Bind(1, hash.model()).Bind(2, static_cast<int64_t>(hash.dim()));
-      auto fallback = std::make_unique<VectorIndex>(hash.dim(), index_.options());
-      Vector hv(static_cast<size_t>(hash.dim()));
-      size_t loaded = 0;
-      for (;;) {
-        DS_ASSIGN_OR_RETURN(bool row, old.Step());
-        if (!row) break;
-        std::string_view blob = old.Blob(2);
-        if (blob.size() != hv.size() * sizeof(float)) continue;
-        std::memcpy(hv.data(), blob.data(), blob.size());
-        fallback->Upsert(old.Text(1), old.Int(0), hv.data(),
-                         MetaFor(old.Text(3), old.Int(4) != 0, old.Int(5) != 0));
-        ++loaded;
+    // After a model change, the previous model (the one with the most vectors)
+    // keeps answering until the new model covers each partition.
+    if (MissingVectors() > 0) {
+      DS_ASSIGN_OR_RETURN(Stmt prev, c.Prepare(
+          "SELECT v.model, e.provider, e.base_url, e.model_name, coalesce(e.dim, max(v.dim)),"
+          " count(*) AS n FROM memory_vectors v LEFT JOIN embedding_models e ON e.model = v.model"
+          " WHERE v.model <> ? GROUP BY v.model ORDER BY n DESC LIMIT 1"));
+      prev.Bind(1, embedder_.model());
+      DS_ASSIGN_OR_RETURN(bool found, prev.Step());
+      std::unique_ptr<Embedder> old_embedder;
+      if (found) {
+        EmbedderIdentity id{prev.IsNull(1) ? "" : prev.Text(1), prev.IsNull(2) ? "" : prev.Text(2),
+                            prev.IsNull(3) ? "" : prev.Text(3), static_cast<int>(prev.Int(4))};
+        if (id.provider.empty() && prev.Text(0).rfind("hash-v1-", 0) == 0) id.provider = "hash";
+        if (auto made = MakeEmbedderFor(id); made.ok() && (*made)->model() == prev.Text(0)) {
+          old_embedder = std::move(made).value();
+        }
       }
-      if (loaded > 0) {
-        fallback_index_ = std::move(fallback);
-        fallback_embedder_ = std::make_unique<HashEmbedder>();
+      prev.Reset();
+      if (old_embedder) {
+        DS_ASSIGN_OR_RETURN(Stmt old, c.Prepare(
+            "SELECT v.memory_id, m.project_id, v.vec, m.content_type, m.archived,"
+            " m.superseded_by IS NOT NULL FROM memory_vectors v"
+            " JOIN semantic_memory m ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ?"));
+        old.Bind(1, old_embedder->model()).Bind(2, static_cast<int64_t>(old_embedder->dim()));
+        auto fallback = std::make_unique<VectorIndex>(old_embedder->dim(), index_.options());
+        Vector hv(static_cast<size_t>(old_embedder->dim()));
+        size_t loaded = 0;
+        for (;;) {
+          DS_ASSIGN_OR_RETURN(bool row, old.Step());
+          if (!row) break;
+          std::string_view blob = old.Blob(2);
+          if (blob.size() != hv.size() * sizeof(float)) continue;
+          std::memcpy(hv.data(), blob.data(), blob.size());
+          fallback->Upsert(old.Text(1), old.Int(0), hv.data(),
+                           MetaFor(old.Text(3), old.Int(4) != 0, old.Int(5) != 0));
+          ++loaded;
+        }
+        if (loaded > 0) {
+          fallback_index_ = std::move(fallback);
+          fallback_embedder_ = std::move(old_embedder);
+        }
       }
     }
     return Status::Ok();

@@ -303,6 +303,29 @@ Result<std::unique_ptr<Embedder>> MakeEmbedder(const EmbedderConfig& config) {
   return Status::InvalidArgument("unknown embedding provider \"" + config.provider + "\"");
 }
 
+Result<std::unique_ptr<Embedder>> MakeEmbedderFor(const EmbedderIdentity& id) {
+  if (id.dim < 1) return Status::InvalidArgument("recorded model has no dimension");
+  if (id.provider == "hash") return std::unique_ptr<Embedder>(new HashEmbedder(id.dim));
+  if (id.provider != "ollama" && id.provider != "openai") {
+    return Status::InvalidArgument("unknown embedding provider \"" + id.provider + "\"");
+  }
+  RemoteEmbedderOptions o;
+  o.provider = id.provider;
+  o.base_url = id.base_url;
+  o.model = id.model_name;
+  o.dim = id.dim;
+  o.noise_floor = 0.2;
+  for (const char* var : {"DEVSTREAM_PREVIOUS_EMBEDDING_API_KEY", "DEVSTREAM_EMBEDDING_API_KEY",
+                          "OPENAI_API_KEY"}) {
+    const char* v = std::getenv(var);
+    if (v && *v) {
+      o.api_key = v;
+      break;
+    }
+  }
+  return std::unique_ptr<Embedder>(new RemoteEmbedder(o));
+}
+
 Result<VectorIndexOptions> VectorIndexOptionsFromEnv() {
   VectorIndexOptions o;
   struct Knob {

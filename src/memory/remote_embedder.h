@@ -57,6 +57,9 @@ class EmbeddingCache {
 class RemoteEmbedder : public Embedder {
  public:
   explicit RemoteEmbedder(RemoteEmbedderOptions opts);
+  EmbedderIdentity Identity() const override {
+    return {opts_.provider, opts_.base_url, opts_.model, opts_.dim};
+  }
   const std::string& model() const override { return model_id_; }
   int dim() const override { return opts_.dim; }
   double NoiseFloor() const override { return opts_.noise_floor; }
@@ -87,6 +90,10 @@ struct EmbedderConfig {
 // InvalidArgument names a bad value.
 Result<EmbedderConfig> EmbedderConfigFromEnv();
 Result<std::unique_ptr<Embedder>> MakeEmbedder(const EmbedderConfig& config);
+// An embedder for a recorded model (the previous model after a switch); the
+// API key comes from DEVSTREAM_PREVIOUS_EMBEDDING_API_KEY, else the current
+// key variables.
+Result<std::unique_ptr<Embedder>> MakeEmbedderFor(const EmbedderIdentity& identity);
 
 // Vector index settings from DEVSTREAM_HNSW_THRESHOLD (vectors per project
 // before HNSW), DEVSTREAM_HNSW_M, DEVSTREAM_HNSW_EF_CONSTRUCTION and

@@ -371,3 +371,41 @@ TEST(ChangeLogTest, PrunedLogMakesALaggingIndexReload) {
 
 }  // namespace
 }  // namespace ds::memory
+
+namespace ds::memory {
+namespace {
+
+// The fallback is whichever recorded model holds the most vectors, not only
+// the default: here hash-v1-64 (recorded in embedding_models at its first
+// LoadIndex) answers for the default 384-d model until re-embedding covers it.
+TEST(ModelSwitchTest, AnyRecordedPreviousModelAnswers) {
+  auto db = ds::testing::NewMigratedDb();
+  ASSERT_TRUE(db);
+  HashEmbedder old_model(64);
+  {
+    MemoryService svc(*db, old_model);
+    ASSERT_TRUE(svc.LoadIndex().ok());
+    MemoryInput in;
+    in.content = "terraform state lock stuck after an interrupted apply";
+    in.content_type = "error";
+    ASSERT_TRUE(svc.Store(in).ok());
+  }
+  HashEmbedder current;  // hash-v1-384
+  MemoryService svc(*db, current);
+  ASSERT_TRUE(svc.LoadIndex().ok());
+  SearchQuery q;
+  q.query = "terraform state lock";
+  q.mode = SearchMode::kVector;
+  q.record_access = false;
+  auto r = svc.Search(q);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->vector_model, old_model.model());
+  ASSERT_EQ(r->hits.size(), 1u);
+  ASSERT_TRUE(svc.Reembed().ok());
+  r = svc.Search(q);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->vector_model, current.model());
+}
+
+}  // namespace
+}  // namespace ds::memory
