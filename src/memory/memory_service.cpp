@@ -207,6 +207,42 @@ bool IsCodeFormat(const std::string& format) {
   return format != "text" && format != "markdown" && format != "md" && format != "plain";
 }
 
+
+// The FTS query for `text` without terms in at least half of all memories:
+// FTS5's bm25 clamps their IDF to ~0, so they add nothing to any score, yet
+// OR-ing them makes FTS5 score nearly every row. Terms are looked up after
+// the same porter tokenisation the index uses (a scratch FTS5 table in the
+// connection's temp schema), via fts5vocab.
+Result<std::string> SelectiveFtsQuery(Connection& c, const std::string& text) {
+  std::vector<std::string> terms = QueryTerms(text);
+  if (terms.size() < 2) return BuildFtsQuery(text);
+  DS_RETURN_IF_ERROR(c.Exec(
+      "CREATE VIRTUAL TABLE IF NOT EXISTS temp.ds_stem USING fts5(x, tokenize='porter unicode61 "
+      "remove_diacritics 2');"
+      "CREATE VIRTUAL TABLE IF NOT EXISTS temp.ds_stem_vocab USING fts5vocab(temp, ds_stem, row);"
+      "CREATE VIRTUAL TABLE IF NOT EXISTS temp.ds_memory_vocab USING fts5vocab(main, memory_fts, row);"));
+  DS_ASSIGN_OR_RETURN(Stmt n_stmt, c.Prepare("SELECT coalesce(max(id), 0) FROM semantic_memory"));
+  DS_RETURN_IF_ERROR(n_stmt.Step().status());
+  const int64_t n = n_stmt.Int(0);
+  if (n == 0) return BuildFtsQuery(text);
+  std::string kept;
+  for (const auto& t : terms) {
+    DS_RETURN_IF_ERROR(c.Exec("DELETE FROM temp.ds_stem"));
+    DS_ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO temp.ds_stem(x) VALUES(?)"));
+    ins.Bind(1, t);
+    DS_RETURN_IF_ERROR(ins.Run());
+    DS_ASSIGN_OR_RETURN(Stmt df, c.Prepare(
+        "SELECT coalesce(max(m.doc), 0) FROM temp.ds_stem_vocab s"
+        " JOIN temp.ds_memory_vocab m ON m.term = s.term"));
+    DS_RETURN_IF_ERROR(df.Step().status());
+    if (df.Int(0) * 2 >= n) continue;
+    if (!kept.empty()) kept += " OR ";
+    kept += "\"" + t + "\"";
+  }
+  if (kept.empty()) return BuildFtsQuery(text);
+  return kept;
+}
+
 }  // namespace
 
 // ---------------- fusion and context (pure) ----------------
@@ -1083,6 +1119,7 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
     FilterSql fs = BuildFilter(f, *project_id);
     if (use_keyword) {
       std::string match = BuildFtsQuery(q.query);
+      DS_ASSIGN_OR_RETURN(std::string selective, SelectiveFtsQuery(c, q.query));
       if (!match.empty()) {
         // Stage 1: rank inside FTS5 alone (its own sorter, no per-match join)
         // and filter a generous top slice; a broad OR query matches most
@@ -1096,7 +1133,7 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
             " JOIN semantic_memory m ON m.id = t.id WHERE" + fs.where +
             " ORDER BY t.score LIMIT ?"));
         int i = 1;
-        s.Bind(i++, match);
+        s.Bind(i++, selective);
         s.Bind(i++, static_cast<int64_t>(slice));
         for (const auto& a : fs.args) s.Bind(i++, a);
         s.Bind(i++, static_cast<int64_t>(fetch));
@@ -1109,8 +1146,9 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
           ++seen;
         }
         if (seen < fetch) {
-          // Either fewer matches exist than asked for, or the filters took
-          // them: the joined query answers exactly (and cheaply when few match).
+          // Fewer matches than asked for, filters took them, or only the
+          // dropped common terms match the rest: the joined query with every
+          // term answers exactly (and cheaply when few rows match).
           keyword_ids.clear();
           bm25.clear();
           DS_ASSIGN_OR_RETURN(Stmt full, c.Prepare(
