@@ -1329,9 +1329,9 @@ Result<MemoryStats> MemoryService::Stats(const std::optional<std::string>& proje
     st.superseded = s.Int(2);
     st.vectors = s.Int(3);
     st.indexed = static_cast<int64_t>(index_.Size(*project_id));
+    st.vector_bytes = st.indexed * embedder_.dim() * static_cast<int64_t>(sizeof(float));
     return Status::Ok();
   }));
-  st.vector_bytes = static_cast<int64_t>(index_.VectorBytes());
   return st;
 }
 
