@@ -35,6 +35,36 @@ std::string_view JsonKind(const json::value& v) {
   return "unknown";
 }
 
+Result<const json::object*> RequireObject(const json::value& v, std::string_view what) {
+  if (!v.is_object()) {
+    return Status::InvalidArgument(std::string(what) + " must be a JSON object, got " +
+                                   std::string(JsonKind(v)));
+  }
+  return &v.get_object();
+}
+
+json::array ToJsonArray(const std::vector<std::string>& v) {
+  json::array a;
+  a.reserve(v.size());
+  for (const auto& s : v) a.emplace_back(s);
+  return a;
+}
+
+std::string EncodeStringList(const std::vector<std::string>& v) {
+  return json::serialize(ToJsonArray(v));
+}
+
+std::vector<std::string> DecodeStringList(const std::string& text) {
+  std::vector<std::string> out;
+  json::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_array()) return out;
+  for (const auto& item : v.get_array()) {
+    if (item.is_string()) out.emplace_back(item.get_string());
+  }
+  return out;
+}
+
 json::value JsonNumber(double d) {
   if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9e15) {
     return static_cast<int64_t>(d);

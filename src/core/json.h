@@ -63,9 +63,27 @@ class ObjectReader {
   Status first_error_;
 };
 
+// InvalidArgument ("<what> must be a JSON object, got array") unless `v` is an object.
+Result<const json::object*> RequireObject(const json::value& v, std::string_view what);
+
+// String lists as stored in JSON text columns ('["a","b"]'); decoding skips
+// anything that is not a string and yields empty on malformed text.
+json::array ToJsonArray(const std::vector<std::string>& v);
+std::string EncodeStringList(const std::vector<std::string>& v);
+std::vector<std::string> DecodeStringList(const std::string& text);
+
+// An optional value as JSON, null when absent.
+template <typename T>
+json::value OptionalJson(const std::optional<T>& v) {
+  return v ? json::value(*v) : json::value(nullptr);
+}
+
 // A number as JSON: integral values become integers (Boost.JSON would print
 // 50.0 as 5E1), others stay doubles.
 json::value JsonNumber(double d);
+inline json::value OptionalJson(const std::optional<double>& v) {
+  return v ? JsonNumber(*v) : json::value(nullptr);
+}
 
 // Compact serialisation; doubles in shortest round-trip decimal form.
 std::string ToJsonString(const json::value& v);

@@ -25,14 +25,6 @@ int EstimateTokens(std::string_view text) { return static_cast<int>((text.size()
 
 namespace {
 
-Result<const json::object*> RequireObject(const json::value& v, std::string_view what) {
-  if (!v.is_object()) {
-    return Status::InvalidArgument(std::string(what) + " must be a JSON object, got " +
-                                   std::string(JsonKind(v)));
-  }
-  return &v.get_object();
-}
-
 std::optional<std::string> ReadId(ObjectReader& r, std::string_view key, std::string_view prefix) {
   auto v = r.String(key, false, 1, 64);
   if (v && !IsValidId(*v, prefix)) {
@@ -206,34 +198,26 @@ Result<ContextQuery> DecodeContextQuery(const json::value& body) {
   return q;
 }
 
-namespace {
-json::value Opt(const std::optional<std::string>& v) {
-  return v ? json::value(*v) : json::value(nullptr);
-}
-}  // namespace
-
 json::object ToJson(const Memory& m) {
-  json::array keywords;
-  for (const auto& k : m.keywords) keywords.emplace_back(k);
   return {{"id", m.id},
           {"project_id", m.project_id},
-          {"plan_id", Opt(m.plan_id)},
-          {"phase_id", Opt(m.phase_id)},
-          {"task_id", Opt(m.task_id)},
-          {"session_id", Opt(m.session_id)},
+          {"plan_id", OptionalJson(m.plan_id)},
+          {"phase_id", OptionalJson(m.phase_id)},
+          {"task_id", OptionalJson(m.task_id)},
+          {"session_id", OptionalJson(m.session_id)},
           {"content", m.content},
           {"content_type", m.content_type},
           {"content_format", m.content_format},
           {"source", m.source},
-          {"file_path", Opt(m.file_path)},
-          {"keywords", std::move(keywords)},
+          {"file_path", OptionalJson(m.file_path)},
+          {"keywords", ToJsonArray(m.keywords)},
           {"content_hash", m.content_hash},
           {"relevance_score", JsonNumber(m.relevance_score)},
           {"access_count", m.access_count},
-          {"last_accessed_at", Opt(m.last_accessed_at)},
+          {"last_accessed_at", OptionalJson(m.last_accessed_at)},
           {"pinned", m.pinned},
           {"archived", m.archived},
-          {"superseded_by", m.superseded_by ? json::value(*m.superseded_by) : json::value(nullptr)},
+          {"superseded_by", OptionalJson(m.superseded_by)},
           {"created_at", m.created_at},
           {"updated_at", m.updated_at}};
 }

@@ -32,23 +32,6 @@ constexpr char kMemoryCols[] =
     "m.relevance_score, m.access_count, m.last_accessed_at, m.pinned, m.archived, "
     "m.superseded_by, m.created_at, m.updated_at";
 
-std::vector<std::string> DecodeList(const std::string& text) {
-  std::vector<std::string> out;
-  json::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec || !v.is_array()) return out;
-  for (const auto& item : v.get_array()) {
-    if (item.is_string()) out.emplace_back(item.get_string());
-  }
-  return out;
-}
-
-std::string EncodeList(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return json::serialize(a);
-}
-
 Memory ReadMemory(const Stmt& s) {
   Memory m;
   m.id = s.Int(0);
@@ -62,7 +45,7 @@ Memory ReadMemory(const Stmt& s) {
   m.content_format = s.Text(8);
   m.source = s.Text(9);
   m.file_path = s.OptText(10);
-  m.keywords = DecodeList(s.Text(11));
+  m.keywords = DecodeStringList(s.Text(11));
   m.content_hash = s.Text(12);
   m.relevance_score = s.Double(13);
   m.access_count = s.Int(14);
@@ -160,7 +143,7 @@ FilterSql BuildFilter(const MemoryFilter& f, const std::string& project_id) {
   if (!f.include_archived) out.where += " AND m.archived = 0 AND m.superseded_by IS NULL";
   if (!f.content_types.empty()) {
     out.where += " AND m.content_type IN (SELECT value FROM json_each(?))";
-    out.args.push_back(EncodeList(f.content_types));
+    out.args.push_back(EncodeStringList(f.content_types));
   }
   auto eq = [&](const char* col, const std::optional<std::string>& v) {
     if (!v) return;
@@ -824,7 +807,7 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
       ins.Bind(1, project_id).Bind(2, in.plan_id).Bind(3, in.phase_id).Bind(4, in.task_id);
       ins.Bind(5, in.session_id).Bind(6, in.content).Bind(7, in.content_type);
       ins.Bind(8, in.content_format).Bind(9, in.source.value_or("api")).Bind(10, in.file_path);
-      ins.Bind(11, EncodeList(in.keywords)).Bind(12, prepared[i].hash);
+      ins.Bind(11, EncodeStringList(in.keywords)).Bind(12, prepared[i].hash);
       ins.Bind(13, in.relevance_score).Bind(14, static_cast<int64_t>(in.pinned));
       ins.Bind(15, now).Bind(16, now);
       DS_RETURN_IF_ERROR(ins.Run());
@@ -984,7 +967,7 @@ Result<Memory> MemoryService::Update(int64_t id, const MemoryPatch& patch) {
         "UPDATE semantic_memory SET content=?2, keywords=?3, content_hash=?4, content_type=?5,"
         " content_format=?6, relevance_score=?7, pinned=?8, archived=?9, updated_at=?10"
         " WHERE id=?1"));
-    s.Bind(1, id).Bind(2, m.content).Bind(3, EncodeList(m.keywords)).Bind(4, m.content_hash);
+    s.Bind(1, id).Bind(2, m.content).Bind(3, EncodeStringList(m.keywords)).Bind(4, m.content_hash);
     s.Bind(5, m.content_type).Bind(6, m.content_format).Bind(7, m.relevance_score);
     s.Bind(8, static_cast<int64_t>(m.pinned)).Bind(9, static_cast<int64_t>(m.archived));
     s.Bind(10, m.updated_at);
@@ -1356,7 +1339,7 @@ Result<int64_t> MemoryService::Reembed(int batch_size, const std::atomic<bool>* 
       for (;;) {
         DS_ASSIGN_OR_RETURN(bool row, s.Step());
         if (!row) break;
-        rows.push_back({s.Int(0), s.Text(1), EmbeddingText(s.Text(2), DecodeList(s.Text(3))),
+        rows.push_back({s.Int(0), s.Text(1), EmbeddingText(s.Text(2), DecodeStringList(s.Text(3))),
                         s.Text(4), s.Int(5) != 0, s.Int(6) != 0});
       }
       return Status::Ok();

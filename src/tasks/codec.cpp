@@ -10,14 +10,6 @@ constexpr size_t kTitleMax = 200;
 constexpr size_t kTextMax = 20000;
 constexpr size_t kListMax = 200;
 
-Result<const json::object*> RequireObject(const json::value& body, std::string_view what) {
-  if (!body.is_object()) {
-    return Status::InvalidArgument(std::string(what) + " must be a JSON object, got " +
-                                   std::string(JsonKind(body)));
-  }
-  return &body.get_object();
-}
-
 std::optional<int64_t> ReadVersion(ObjectReader& r) {
   return r.Int("version", false, 1, INT64_MAX);
 }
@@ -264,26 +256,8 @@ Result<TaskDependency> DecodeDependency(const json::value& body) {
   return deps[0];
 }
 
-namespace {
-json::array StringsToJson(const std::vector<std::string>& v) {
-  json::array a;
-  a.reserve(v.size());
-  for (const auto& s : v) a.emplace_back(s);
-  return a;
-}
-template <typename T>
-json::value Opt(const std::optional<T>& v) {
-  if (!v) return nullptr;
-  return json::value(*v);
-}
-json::value Opt(const std::optional<double>& v) {
-  if (!v) return nullptr;
-  return JsonNumber(*v);
-}
-}  // namespace
-
 json::object ToJson(const Project& p) {
-  return {{"id", p.id}, {"name", p.name}, {"root_path", Opt(p.root_path)},
+  return {{"id", p.id}, {"name", p.name}, {"root_path", OptionalJson(p.root_path)},
           {"created_at", p.created_at}};
 }
 
@@ -295,18 +269,18 @@ json::object ToJson(const Plan& p) {
           {"project_id", p.project_id},
           {"title", p.title},
           {"description", p.description},
-          {"objectives", StringsToJson(p.objectives)},
+          {"objectives", ToJsonArray(p.objectives)},
           {"expected_outcome", p.expected_outcome},
           {"status", p.status},
           {"priority", p.priority},
-          {"estimated_hours", Opt(p.estimated_hours)},
-          {"actual_hours", Opt(p.actual_hours)},
-          {"tags", StringsToJson(p.tags)},
+          {"estimated_hours", OptionalJson(p.estimated_hours)},
+          {"actual_hours", OptionalJson(p.actual_hours)},
+          {"tags", ToJsonArray(p.tags)},
           {"metadata", std::move(metadata)},
           {"version", p.version},
           {"created_at", p.created_at},
           {"updated_at", p.updated_at},
-          {"completed_at", Opt(p.completed_at)}};
+          {"completed_at", OptionalJson(p.completed_at)}};
 }
 
 json::object ToJson(const Phase& p) {
@@ -316,16 +290,16 @@ json::object ToJson(const Phase& p) {
           {"description", p.description},
           {"sequence_order", p.sequence_order},
           {"status", p.status},
-          {"estimated_minutes", Opt(p.estimated_minutes)},
-          {"actual_minutes", Opt(p.actual_minutes)},
-          {"blocking_reason", Opt(p.blocking_reason)},
+          {"estimated_minutes", OptionalJson(p.estimated_minutes)},
+          {"actual_minutes", OptionalJson(p.actual_minutes)},
+          {"blocking_reason", OptionalJson(p.blocking_reason)},
           {"completion_criteria", p.completion_criteria},
-          {"depends_on", StringsToJson(p.depends_on)},
+          {"depends_on", ToJsonArray(p.depends_on)},
           {"version", p.version},
           {"created_at", p.created_at},
           {"updated_at", p.updated_at},
-          {"started_at", Opt(p.started_at)},
-          {"completed_at", Opt(p.completed_at)}};
+          {"started_at", OptionalJson(p.started_at)},
+          {"completed_at", OptionalJson(p.completed_at)}};
 }
 
 json::object ToJson(const Task& t) {
@@ -342,28 +316,28 @@ json::object ToJson(const Task& t) {
           {"max_duration_minutes", t.max_duration_minutes},
           {"estimated_minutes", t.estimated_minutes},
           {"max_context_tokens", t.max_context_tokens},
-          {"assigned_agent", Opt(t.assigned_agent)},
-          {"input_files", StringsToJson(t.input_files)},
-          {"output_files", StringsToJson(t.output_files)},
-          {"acceptance_criteria", StringsToJson(t.acceptance_criteria)},
+          {"assigned_agent", OptionalJson(t.assigned_agent)},
+          {"input_files", ToJsonArray(t.input_files)},
+          {"output_files", ToJsonArray(t.output_files)},
+          {"acceptance_criteria", ToJsonArray(t.acceptance_criteria)},
           {"notes", t.notes},
           {"error_log", t.error_log},
           {"retry_count", t.retry_count},
           {"max_retries", t.max_retries},
-          {"lease_owner", Opt(t.lease_owner)},
-          {"lease_expires_at", Opt(t.lease_expires_at)},
+          {"lease_owner", OptionalJson(t.lease_owner)},
+          {"lease_expires_at", OptionalJson(t.lease_expires_at)},
           {"depends_on", std::move(deps)},
           {"version", t.version},
-          {"started_at", Opt(t.started_at)},
-          {"completed_at", Opt(t.completed_at)},
-          {"actual_duration_minutes", Opt(t.actual_duration_minutes)},
-          {"context_tokens_used", Opt(t.context_tokens_used)},
+          {"started_at", OptionalJson(t.started_at)},
+          {"completed_at", OptionalJson(t.completed_at)},
+          {"actual_duration_minutes", OptionalJson(t.actual_duration_minutes)},
+          {"context_tokens_used", OptionalJson(t.context_tokens_used)},
           {"created_at", t.created_at},
           {"updated_at", t.updated_at}};
 }
 
 json::object ToJson(const TaskEvent& e) {
-  return {{"id", e.id},         {"task_id", e.task_id}, {"from", Opt(e.from_status)},
+  return {{"id", e.id},         {"task_id", e.task_id}, {"from", OptionalJson(e.from_status)},
           {"to", e.to_status},  {"actor", e.actor},     {"note", e.note},
           {"at", e.at}};
 }

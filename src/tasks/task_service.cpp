@@ -18,23 +18,6 @@ constexpr int kMaxPageSize = 500;
 
 // ---- small helpers ----
 
-std::string EncodeList(const std::vector<std::string>& v) {
-  json::array a;
-  for (const auto& s : v) a.emplace_back(s);
-  return json::serialize(a);
-}
-
-std::vector<std::string> DecodeList(const std::string& text) {
-  std::vector<std::string> out;
-  json::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec || !v.is_array()) return out;
-  for (const auto& item : v.get_array()) {
-    if (item.is_string()) out.emplace_back(item.get_string());
-  }
-  return out;
-}
-
 std::string EncodeCursor(const std::string& last_id) { return Base64UrlEncode("after:" + last_id); }
 
 Result<std::string> DecodeCursor(const std::optional<std::string>& cursor) {
@@ -77,13 +60,13 @@ Plan ReadPlan(const Stmt& s) {
   p.project_id = s.Text(1);
   p.title = s.Text(2);
   p.description = s.Text(3);
-  p.objectives = DecodeList(s.Text(4));
+  p.objectives = DecodeStringList(s.Text(4));
   p.expected_outcome = s.Text(5);
   p.status = s.Text(6);
   p.priority = static_cast<int>(s.Int(7));
   p.estimated_hours = s.OptDouble(8);
   p.actual_hours = s.OptDouble(9);
-  p.tags = DecodeList(s.Text(10));
+  p.tags = DecodeStringList(s.Text(10));
   p.metadata = s.Text(11);
   p.version = s.Int(12);
   p.created_at = s.Text(13);
@@ -139,9 +122,9 @@ Task ReadTask(const Stmt& s) {
   t.estimated_minutes = static_cast<int>(s.Int(9));
   t.max_context_tokens = s.Int(10);
   t.assigned_agent = s.OptText(11);
-  t.input_files = DecodeList(s.Text(12));
-  t.output_files = DecodeList(s.Text(13));
-  t.acceptance_criteria = DecodeList(s.Text(14));
+  t.input_files = DecodeStringList(s.Text(12));
+  t.output_files = DecodeStringList(s.Text(13));
+  t.acceptance_criteria = DecodeStringList(s.Text(14));
   t.notes = s.Text(15);
   t.error_log = s.Text(16);
   t.retry_count = static_cast<int>(s.Int(17));
@@ -563,8 +546,8 @@ Result<Plan> TaskService::CreatePlan(const PlanInput& in) {
         " expected_outcome, status, priority, estimated_hours, tags, metadata, version,"
         " created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?,?)"));
     s.Bind(1, p.id).Bind(2, p.project_id).Bind(3, p.title).Bind(4, p.description);
-    s.Bind(5, EncodeList(p.objectives)).Bind(6, p.expected_outcome).Bind(7, p.status);
-    s.Bind(8, p.priority).Bind(9, p.estimated_hours).Bind(10, EncodeList(p.tags));
+    s.Bind(5, EncodeStringList(p.objectives)).Bind(6, p.expected_outcome).Bind(7, p.status);
+    s.Bind(8, p.priority).Bind(9, p.estimated_hours).Bind(10, EncodeStringList(p.tags));
     s.Bind(11, p.metadata).Bind(12, p.created_at).Bind(13, p.updated_at);
     return s.Run();
   }));
@@ -644,9 +627,9 @@ Result<Plan> TaskService::UpdatePlan(const std::string& id, const PlanPatch& pat
         "UPDATE intervention_plans SET title=?2, description=?3, objectives=?4,"
         " expected_outcome=?5, status=?6, priority=?7, estimated_hours=?8, actual_hours=?9,"
         " tags=?10, metadata=?11, version=?12, updated_at=?13 WHERE id=?1"));
-    s.Bind(1, p.id).Bind(2, p.title).Bind(3, p.description).Bind(4, EncodeList(p.objectives));
+    s.Bind(1, p.id).Bind(2, p.title).Bind(3, p.description).Bind(4, EncodeStringList(p.objectives));
     s.Bind(5, p.expected_outcome).Bind(6, p.status).Bind(7, p.priority);
-    s.Bind(8, p.estimated_hours).Bind(9, p.actual_hours).Bind(10, EncodeList(p.tags));
+    s.Bind(8, p.estimated_hours).Bind(9, p.actual_hours).Bind(10, EncodeStringList(p.tags));
     s.Bind(11, p.metadata).Bind(12, p.version).Bind(13, p.updated_at);
     DS_RETURN_IF_ERROR(s.Run());
     // Activating a plan whose phases are all done completes it at once.
@@ -833,8 +816,8 @@ Result<Task> TaskService::CreateTask(const std::string& phase_id, const TaskInpu
     s.Bind(1, t.id).Bind(2, phase_id).Bind(3, in.title).Bind(4, in.description);
     s.Bind(5, in.task_type).Bind(6, in.priority).Bind(7, in.max_duration_minutes);
     s.Bind(8, estimated).Bind(9, in.max_context_tokens).Bind(10, in.assigned_agent);
-    s.Bind(11, EncodeList(in.input_files)).Bind(12, EncodeList(in.output_files));
-    s.Bind(13, EncodeList(in.acceptance_criteria)).Bind(14, in.notes).Bind(15, in.max_retries);
+    s.Bind(11, EncodeStringList(in.input_files)).Bind(12, EncodeStringList(in.output_files));
+    s.Bind(13, EncodeStringList(in.acceptance_criteria)).Bind(14, in.notes).Bind(15, in.max_retries);
     s.Bind(16, now).Bind(17, now);
     DS_RETURN_IF_ERROR(s.Run());
     DS_RETURN_IF_ERROR(AddTaskDeps(c, t, in.depends_on));
@@ -931,8 +914,8 @@ Result<Task> TaskService::UpdateTask(const std::string& id, const TaskPatch& pat
     s.Bind(1, id).Bind(2, t.title).Bind(3, t.description).Bind(4, t.task_type).Bind(5, t.notes);
     s.Bind(6, t.priority).Bind(7, t.max_duration_minutes).Bind(8, t.estimated_minutes);
     s.Bind(9, t.max_retries).Bind(10, t.max_context_tokens).Bind(11, t.assigned_agent);
-    s.Bind(12, EncodeList(t.input_files)).Bind(13, EncodeList(t.output_files));
-    s.Bind(14, EncodeList(t.acceptance_criteria)).Bind(15, NowTimestamp());
+    s.Bind(12, EncodeStringList(t.input_files)).Bind(13, EncodeStringList(t.output_files));
+    s.Bind(14, EncodeStringList(t.acceptance_criteria)).Bind(15, NowTimestamp());
     DS_RETURN_IF_ERROR(s.Run());
     DS_ASSIGN_OR_RETURN(Task fresh, LoadTask(c, id));
     out = std::move(fresh);
