@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -53,9 +53,11 @@ int main(int argc, char** argv) {
 
   double t0 = NowMs();
   std::vector<std::string> texts;
-  for (auto& m : ds::bench::GenerateMemories(kCorpus, 424242)) texts.push_back(std::move(m.content));
+  for (auto& m : ds::bench::GenerateMemories(kCorpus, 424242))
+    texts.push_back(std::move(m.content));
   std::vector<std::string> query_texts;
-  for (auto& m : ds::bench::GenerateMemories(kQueries, 777)) query_texts.push_back(std::move(m.content));
+  for (auto& m : ds::bench::GenerateMemories(kQueries, 777))
+    query_texts.push_back(std::move(m.content));
   auto vecs = Embed(texts);
   auto queries = Embed(query_texts);
   if (vecs.size() != kCorpus || queries.size() != kQueries) {
@@ -68,7 +70,8 @@ int main(int argc, char** argv) {
   VectorIndexOptions flat_opts;
   flat_opts.hnsw_threshold = SIZE_MAX;
   VectorIndex flat(384, flat_opts);
-  for (size_t i = 0; i < vecs.size(); ++i) flat.Upsert("p", static_cast<int64_t>(i + 1), vecs[i].data(), {});
+  for (size_t i = 0; i < vecs.size(); ++i)
+    flat.Upsert("p", static_cast<int64_t>(i + 1), vecs[i].data(), {});
   std::vector<std::vector<int64_t>> truth(kQueries);
   std::vector<double> exact_ms;
   for (size_t q = 0; q < kQueries; ++q) {
@@ -85,7 +88,8 @@ int main(int argc, char** argv) {
   VectorIndex hnsw(384, opts);
   double b0 = NowMs();
   hnsw.BeginBulkLoad();
-  for (size_t i = 0; i < vecs.size(); ++i) hnsw.Upsert("p", static_cast<int64_t>(i + 1), vecs[i].data(), {});
+  for (size_t i = 0; i < vecs.size(); ++i)
+    hnsw.Upsert("p", static_cast<int64_t>(i + 1), vecs[i].data(), {});
   hnsw.EndBulkLoad();
   hnsw.WaitForPromotions();
   double build_s = (NowMs() - b0) / 1000;
@@ -93,7 +97,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: partition was not promoted to HNSW\n");
     return 1;
   }
-  std::string dir = std::filesystem::temp_directory_path() / ("ds_hnsw_bench_" + std::to_string(getpid()));
+  std::string dir =
+      std::filesystem::temp_directory_path() / ("ds_hnsw_bench_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   std::string path = dir + "/p.hnsw";
   if (!hnsw.SaveGraph("p", path).ok()) {
@@ -104,8 +109,9 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < vecs.size(); ++i) meta[static_cast<int64_t>(i + 1)] = {};
 
   std::printf("\nHNSW build (M %d, ef_construction %d, %u threads): %.1f s; graph file %.0f MB\n",
-              opts.hnsw.m, opts.hnsw.ef_construction, std::max(1u, std::min(4u, std::thread::hardware_concurrency())),
-              build_s, static_cast<double>(std::filesystem::file_size(path)) / 1e6);
+              opts.hnsw.m, opts.hnsw.ef_construction,
+              std::max(1u, std::min(4u, std::thread::hardware_concurrency())), build_s,
+              static_cast<double>(std::filesystem::file_size(path)) / 1e6);
   std::printf("\n%-10s %10s %12s %12s\n", "ef_search", "recall@10", "median ms", "p99 ms");
   std::printf("%-10s %10s %12.3f %12.3f   (exact SIMD scan, the reference)\n", "exact", "1.000",
               Percentile(exact_ms, 50), Percentile(exact_ms, 99));
@@ -134,8 +140,8 @@ int main(int argc, char** argv) {
     double recall = found / static_cast<double>(kQueries * kK);
     bool is_default = ef == opts.hnsw.ef_search;
     if (is_default) target_met = recall >= 0.95 && Percentile(ms, 50) <= 1.0;
-    std::printf("%-10d %10.3f %12.3f %12.3f%s\n", ef, recall, Percentile(ms, 50), Percentile(ms, 99),
-                is_default ? "   <- default" : "");
+    std::printf("%-10d %10.3f %12.3f %12.3f%s\n", ef, recall, Percentile(ms, 50),
+                Percentile(ms, 99), is_default ? "   <- default" : "");
   }
   std::printf("\ntarget recall@10 >= 0.95 and median <= 1 ms at the default ef: %s\n",
               ds::bench::Verdict(target_met));

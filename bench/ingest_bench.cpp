@@ -33,11 +33,11 @@
 
 namespace {
 
+using ds::bench::GenerateMemories;
+using ds::bench::GenerateQueries;
 using ds::bench::NowMs;
 using ds::bench::Percentile;
 using ds::bench::Rng;
-using ds::bench::GenerateMemories;
-using ds::bench::GenerateQueries;
 
 constexpr size_t kMemories = 50000;
 constexpr size_t kBatch = 500;

@@ -506,13 +506,14 @@ int main() {
       }
     }
     double q8_med = Percentile(q8_lat, 50);
-    std::printf("(d) ours, int8 scan + float re-rank:  median %.2f ms, p99 %.2f ms, recall@10 vs exact"
-                " %.4f%s\n",
-                q8_med, Percentile(q8_lat, 99), q8_found / static_cast<double>(kQueries * kK),
-                have_peer ? (", " + std::to_string(Percentile(peer_lat, 50) / q8_med).substr(0, 5) +
-                             "x faster than sqlite-vec")
-                                .c_str()
-                          : "");
+    std::printf(
+        "(d) ours, int8 scan + float re-rank:  median %.2f ms, p99 %.2f ms, recall@10 vs exact"
+        " %.4f%s\n",
+        q8_med, Percentile(q8_lat, 99), q8_found / static_cast<double>(kQueries * kK),
+        have_peer ? (", " + std::to_string(Percentile(peer_lat, 50) / q8_med).substr(0, 5) +
+                     "x faster than sqlite-vec")
+                        .c_str()
+                  : "");
   }
   std::printf("(machine shared with other work: compare figures from the same run only)\n");
 

@@ -8,7 +8,6 @@
 
 namespace ds::api {
 
-
 Result<json::value> ReadJsonBody(const Request& req) {
   const std::string* ct = req.Header("content-type");
   if (req.body.empty()) {
@@ -38,8 +37,8 @@ Result<std::optional<int64_t>> IfMatchVersion(const Request& req) {
 Result<std::optional<int64_t>> MergeVersion(const Request& req, std::optional<int64_t> body) {
   DS_ASSIGN_OR_RETURN(auto header, IfMatchVersion(req));
   if (header && body && *header != *body) {
-    return Status::InvalidArgument("If-Match (" + std::to_string(*header) +
-                                   ") and body version (" + std::to_string(*body) + ") disagree");
+    return Status::InvalidArgument("If-Match (" + std::to_string(*header) + ") and body version (" +
+                                   std::to_string(*body) + ") disagree");
   }
   return header ? header : body;
 }
@@ -74,8 +73,8 @@ Result<std::optional<int>> QueryInt(const Request& req, std::string_view key, in
   long long n = std::strtoll(v->c_str(), &end, 10);
   if (v->empty() || *end != '\0' || errno == ERANGE || n < min || n > max) {
     return Status::InvalidArgument("query parameter " + std::string(key) +
-                                   " must be an integer between " + std::to_string(min) +
-                                   " and " + std::to_string(max) + ", got \"" + *v + "\"")
+                                   " must be an integer between " + std::to_string(min) + " and " +
+                                   std::to_string(max) + ", got \"" + *v + "\"")
         .WithDetail("parameter", json::string(key));
   }
   return std::optional<int>(static_cast<int>(n));
@@ -90,8 +89,8 @@ Result<std::optional<std::string>> QueryEnum(const Request& req, std::string_vie
   }
   std::string list;
   for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-  return Status::InvalidArgument("query parameter " + std::string(key) + " must be one of: " +
-                                 list + "; got \"" + *v + "\"")
+  return Status::InvalidArgument("query parameter " + std::string(key) +
+                                 " must be one of: " + list + "; got \"" + *v + "\"")
       .WithDetail("parameter", json::string(key));
 }
 

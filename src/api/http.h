@@ -21,10 +21,10 @@
 namespace ds::api {
 
 struct Request {
-  std::string method;  // "GET"
-  std::string target;  // raw target "/api/v1/tasks?limit=2"
-  std::string path;    // percent-decoded path without query
-  std::multimap<std::string, std::string> query;  // percent-decoded ('+' is space)
+  std::string method;                                        // "GET"
+  std::string target;                                        // raw target "/api/v1/tasks?limit=2"
+  std::string path;                                          // percent-decoded path without query
+  std::multimap<std::string, std::string> query;             // percent-decoded ('+' is space)
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;
   std::string request_id;  // client's X-Request-Id if sane, else generated

@@ -1,19 +1,19 @@
 #include "api/http_server.h"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
-#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
@@ -143,10 +143,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // The whole header must arrive within the idle timeout: this bounds both
     // keep-alive idleness and slowloris-style trickling.
     stream_.expires_after(std::chrono::seconds(state_.opts.idle_timeout_s));
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->OnHeader(ec);
-                            });
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -191,25 +190,25 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec == http::error::body_limit) {
       (void)FillRequest(/*with_body=*/false);
-      return Send(ProblemResponse(ds::Status::TooLarge("request body exceeds " +
-                                                       std::to_string(state_.opts.body_limit) +
-                                                       " bytes"),
-                                  req_),
-                  /*close=*/true);
+      return Send(
+          ProblemResponse(ds::Status::TooLarge("request body exceeds " +
+                                               std::to_string(state_.opts.body_limit) + " bytes"),
+                          req_),
+          /*close=*/true);
     }
     if (ec == http::error::header_limit) {
       (void)FillRequest(false);
-      return Send(ProblemResponse(431,
-                                  "request header exceeds " +
-                                      std::to_string(state_.opts.header_limit) + " bytes",
-                                  req_),
-                  true);
+      return Send(
+          ProblemResponse(
+              431, "request header exceeds " + std::to_string(state_.opts.header_limit) + " bytes",
+              req_),
+          true);
     }
     if (IsHttpParseError(ec)) {
       (void)FillRequest(false);
-      return Send(ProblemResponse(ds::Status::Malformed("malformed HTTP request: " + ec.message()),
-                                  req_),
-                  true);
+      return Send(
+          ProblemResponse(ds::Status::Malformed("malformed HTTP request: " + ec.message()), req_),
+          true);
     }
     // Timeouts (the stream has closed the socket already), resets, aborts.
     CloseNow();
@@ -245,8 +244,8 @@ class Session : public std::enable_shared_from_this<Session> {
         res = state_.router.Dispatch(req_);
       } catch (const std::exception& e) {  // Dispatch should not throw; belt and braces
         spdlog::error("request {}: dispatch threw: {}", req_.request_id, e.what());
-        res = ProblemResponse(ds::Status::Internal("the server failed to handle the request"),
-                              req_);
+        res =
+            ProblemResponse(ds::Status::Internal("the server failed to handle the request"), req_);
       }
     }
     bool close = !parser_->get().keep_alive() || close_after_ || state_.stopping;
@@ -259,10 +258,8 @@ class Session : public std::enable_shared_from_this<Session> {
     unsigned version = parser_->get().version() == 10 ? 10 : 11;
     int status = res_.status;
     if (status < 200 || status > 599) {
-      spdlog::error("request {}: handler returned invalid HTTP status {}", req_.request_id,
-                    status);
-      res_ = ProblemResponse(ds::Status::Internal("the server produced an invalid response"),
-                             req_);
+      spdlog::error("request {}: handler returned invalid HTTP status {}", req_.request_id, status);
+      res_ = ProblemResponse(ds::Status::Internal("the server produced an invalid response"), req_);
       status = res_.status;
     }
     wire_ = {};
@@ -355,9 +352,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Response res_;
   http::response<http::string_body> wire_;
   Clock::time_point started_ = Clock::now();
-  bool reading_header_ = false;  // idle unless bytes of a request have arrived
-  bool close_after_ = false;     // server is stopping: close after the current response
-  bool close_ = false;           // the response being written ends the connection
+  bool reading_header_ = false;    // idle unless bytes of a request have arrived
+  bool close_after_ = false;       // server is stopping: close after the current response
+  bool close_ = false;             // the response being written ends the connection
   bool request_complete_ = false;  // the whole request was read (not an early error reply)
   std::array<char, 16 * 1024> drain_{};
   size_t drained_ = 0;
@@ -369,10 +366,11 @@ void RejectConnection(tcp::socket& socket) {
   req.request_id = ChooseRequestId(nullptr);
   req.path = "*";
   Response res = ProblemResponse(ds::Status::Unavailable("too many open connections"), req);
-  std::string wire = "HTTP/1.1 503 Service Unavailable\r\nServer: devstream\r\nConnection: close\r\n"
-                     "Content-Type: application/problem+json\r\nX-Request-Id: " +
-                     req.request_id + "\r\nContent-Length: " + std::to_string(res.body.size()) +
-                     "\r\n\r\n" + res.body;
+  std::string wire =
+      "HTTP/1.1 503 Service Unavailable\r\nServer: devstream\r\nConnection: close\r\n"
+      "Content-Type: application/problem+json\r\nX-Request-Id: " +
+      req.request_id + "\r\nContent-Length: " + std::to_string(res.body.size()) + "\r\n\r\n" +
+      res.body;
   beast::error_code ec;
   socket.non_blocking(true, ec);
   if (!ec) socket.write_some(net::buffer(wire), ec);
@@ -482,10 +480,9 @@ class HttpServer::Impl {
   }
 
   void DoAccept() {
-    acceptor_.async_accept(net::make_strand(ioc_),
-                           [this](beast::error_code ec, tcp::socket socket) {
-                             OnAccept(ec, std::move(socket));
-                           });
+    acceptor_.async_accept(
+        net::make_strand(ioc_),
+        [this](beast::error_code ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
   }
 
   void OnAccept(beast::error_code ec, tcp::socket socket) {
@@ -533,9 +530,17 @@ HttpServer::HttpServer(ServerOptions opts, const Router& router)
 
 HttpServer::~HttpServer() = default;
 
-ds::Status HttpServer::Start() { return impl_->Start(); }
-uint16_t HttpServer::port() const { return impl_->port(); }
-void HttpServer::Stop() { impl_->Stop(); }
-void HttpServer::Wait() { impl_->Wait(); }
+ds::Status HttpServer::Start() {
+  return impl_->Start();
+}
+uint16_t HttpServer::port() const {
+  return impl_->port();
+}
+void HttpServer::Stop() {
+  impl_->Stop();
+}
+void HttpServer::Wait() {
+  impl_->Wait();
+}
 
 }  // namespace ds::api

@@ -17,7 +17,6 @@ namespace {
 
 using tasks::ToJson;
 
-
 template <typename T>
 Response Created(const T& v) {
   Response r = JsonResponse(201, ToJson(v));
@@ -105,7 +104,8 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
                DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
                DS_ASSIGN_OR_RETURN(auto patch, tasks::DecodePlanPatch(body));
-               DS_ASSIGN_OR_RETURN(patch.expected_version, MergeVersion(req, patch.expected_version));
+               DS_ASSIGN_OR_RETURN(patch.expected_version,
+                                   MergeVersion(req, patch.expected_version));
                DS_ASSIGN_OR_RETURN(auto plan, svc.UpdatePlan(req.params["id"], patch));
                return WithEtag(JsonResponse(200, ToJson(plan)), plan.version);
              }));
@@ -143,7 +143,8 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
                DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
                DS_ASSIGN_OR_RETURN(auto patch, tasks::DecodePhasePatch(body));
-               DS_ASSIGN_OR_RETURN(patch.expected_version, MergeVersion(req, patch.expected_version));
+               DS_ASSIGN_OR_RETURN(patch.expected_version,
+                                   MergeVersion(req, patch.expected_version));
                DS_ASSIGN_OR_RETURN(auto phase, svc.UpdatePhase(req.params["id"], patch));
                return WithEtag(JsonResponse(200, ToJson(phase)), phase.version);
              }));
@@ -170,12 +171,10 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
     DS_ASSIGN_OR_RETURN(auto task, svc.CreateTask(*phase_id, in));
     return WithEtag(Created(task), task.version);
   };
-  router.Add("POST", "/api/v1/phases/{id}/tasks", H([create_task](Request& req) {
-               return create_task(req, req.params["id"]);
-             }));
-  router.Add("POST", "/api/v1/tasks", H([create_task](Request& req) {
-               return create_task(req, std::nullopt);
-             }));
+  router.Add("POST", "/api/v1/phases/{id}/tasks",
+             H([create_task](Request& req) { return create_task(req, req.params["id"]); }));
+  router.Add("POST", "/api/v1/tasks",
+             H([create_task](Request& req) { return create_task(req, std::nullopt); }));
   router.Add("GET", "/api/v1/phases/{id}/tasks", H([&svc](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {"limit", "cursor"}));
                DS_RETURN_IF_ERROR(svc.GetPhase(req.params["id"]).status());
@@ -187,26 +186,26 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                DS_ASSIGN_OR_RETURN(auto page, svc.ListTasks(f));
                return JsonResponse(200, PageJson(page));
              }));
-  router.Add("GET", "/api/v1/tasks", H([&svc](Request& req) -> Result<Response> {
-               DS_RETURN_IF_ERROR(CheckQuery(req, {"project", "status", "plan_id", "phase_id",
-                                                   "task_type", "assigned_agent", "priority_min",
-                                                   "limit", "cursor"}));
-               tasks::TaskFilter f;
-               f.project = RequestProject(req);
-               DS_ASSIGN_OR_RETURN(f.status, QueryEnum(req, "status", tasks::TaskStatuses()));
-               DS_ASSIGN_OR_RETURN(f.task_type, QueryEnum(req, "task_type", tasks::TaskTypes()));
-               f.plan_id = req.Query("plan_id");
-               f.phase_id = req.Query("phase_id");
-               f.assigned_agent = req.Query("assigned_agent");
-               DS_ASSIGN_OR_RETURN(f.priority_min, QueryInt(req, "priority_min", 1, 10));
-               DS_ASSIGN_OR_RETURN(auto limit, QueryInt(req, "limit", 1, 500));
-               if (limit) f.limit = *limit;
-               f.cursor = req.Query("cursor");
-               if (f.plan_id) DS_RETURN_IF_ERROR(svc.GetPlan(*f.plan_id).status());
-               if (f.phase_id) DS_RETURN_IF_ERROR(svc.GetPhase(*f.phase_id).status());
-               DS_ASSIGN_OR_RETURN(auto page, svc.ListTasks(f));
-               return JsonResponse(200, PageJson(page));
-             }));
+  router.Add(
+      "GET", "/api/v1/tasks", H([&svc](Request& req) -> Result<Response> {
+        DS_RETURN_IF_ERROR(CheckQuery(req, {"project", "status", "plan_id", "phase_id", "task_type",
+                                            "assigned_agent", "priority_min", "limit", "cursor"}));
+        tasks::TaskFilter f;
+        f.project = RequestProject(req);
+        DS_ASSIGN_OR_RETURN(f.status, QueryEnum(req, "status", tasks::TaskStatuses()));
+        DS_ASSIGN_OR_RETURN(f.task_type, QueryEnum(req, "task_type", tasks::TaskTypes()));
+        f.plan_id = req.Query("plan_id");
+        f.phase_id = req.Query("phase_id");
+        f.assigned_agent = req.Query("assigned_agent");
+        DS_ASSIGN_OR_RETURN(f.priority_min, QueryInt(req, "priority_min", 1, 10));
+        DS_ASSIGN_OR_RETURN(auto limit, QueryInt(req, "limit", 1, 500));
+        if (limit) f.limit = *limit;
+        f.cursor = req.Query("cursor");
+        if (f.plan_id) DS_RETURN_IF_ERROR(svc.GetPlan(*f.plan_id).status());
+        if (f.phase_id) DS_RETURN_IF_ERROR(svc.GetPhase(*f.phase_id).status());
+        DS_ASSIGN_OR_RETURN(auto page, svc.ListTasks(f));
+        return JsonResponse(200, PageJson(page));
+      }));
   router.Add("GET", "/api/v1/tasks/ready", H([&svc](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {"project", "plan_id", "limit"}));
                tasks::ReadyFilter f;
@@ -226,7 +225,8 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
                DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
                DS_ASSIGN_OR_RETURN(auto patch, tasks::DecodeTaskPatch(body));
-               DS_ASSIGN_OR_RETURN(patch.expected_version, MergeVersion(req, patch.expected_version));
+               DS_ASSIGN_OR_RETURN(patch.expected_version,
+                                   MergeVersion(req, patch.expected_version));
                DS_ASSIGN_OR_RETURN(auto task, svc.UpdateTask(req.params["id"], patch));
                return WithEtag(JsonResponse(200, ToJson(task)), task.version);
              }));
@@ -273,8 +273,8 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
       DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT count(*) FROM schema_migrations"));
       return s.Step().status();
     });
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                    .count();
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     json::object database{{"status", st.ok() ? "healthy" : "unhealthy"},
                           {"response_time_ms", JsonNumber(std::round(ms * 1000) / 1000)}};
     if (!st.ok()) database["error"] = st.message();
@@ -293,9 +293,9 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                         json::object{{"status", st.ok() ? "ready" : "not_ready"}});
   });
   router.Add("GET", "/version", [started = ctx.started_at](Request&) -> Response {
-    return JsonResponse(200, json::object{{"name", "devstream"},
-                                          {"version", DEVSTREAM_VERSION},
-                                          {"started_at", started}});
+    return JsonResponse(
+        200, json::object{
+                 {"name", "devstream"}, {"version", DEVSTREAM_VERSION}, {"started_at", started}});
   });
   router.Add("GET", "/openapi.json", [](Request&) -> Response {
     Response r;

@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <sstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "app/output.h"
 #include "app/serve.h"
@@ -107,7 +107,9 @@ constexpr char kDbHelp[] =
     "SQLite database path (default: $DEVSTREAM_DATABASE_PATH, else "
     "$XDG_DATA_HOME/devstream/devstream.db, else ~/.local/share/devstream/devstream.db)";
 
-void AddDbOption(CLI::App* cmd, Ctx& ctx) { cmd->add_option("--db", ctx.db_path, kDbHelp); }
+void AddDbOption(CLI::App* cmd, Ctx& ctx) {
+  cmd->add_option("--db", ctx.db_path, kDbHelp);
+}
 
 // Wraps an action that needs the service: opens the database first.
 Action WithService(Ctx& ctx, std::function<int(tasks::TaskService&)> f) {
@@ -177,14 +179,15 @@ void AddMigrate(CLI::App& app, Ctx& ctx, Action& action) {
       if (!states.ok()) return Fail(states.status());
       json::array items;
       for (const auto& s : *states) {
-        items.push_back(json::object{
-            {"version", s.version},
-            {"name", s.name},
-            {"state", !s.known ? "unknown (newer binary)"
-                      : !s.applied ? "pending"
-                      : s.checksum_ok ? "applied" : "applied (checksum mismatch)"},
-            {"applied_at", s.applied_at.empty() ? json::value(nullptr)
-                                                : json::value(s.applied_at)}});
+        items.push_back(
+            json::object{{"version", s.version},
+                         {"name", s.name},
+                         {"state", !s.known        ? "unknown (newer binary)"
+                                   : !s.applied    ? "pending"
+                                   : s.checksum_ok ? "applied"
+                                                   : "applied (checksum mismatch)"},
+                         {"applied_at", s.applied_at.empty() ? json::value(nullptr)
+                                                             : json::value(s.applied_at)}});
       }
       ctx.out.List(items, {"version", "name", "state", "applied_at"});
       return 0;
@@ -221,8 +224,8 @@ void AddProject(CLI::App& app, Ctx& ctx, Action& action) {
   AddDbOption(create, ctx);
   create->callback([&, root_opt] {
     action = WithService(ctx, [&, root_opt](tasks::TaskService& svc) {
-      auto p = svc.CreateProject(name, root_opt->count() ? std::optional<std::string>(root)
-                                                          : std::nullopt);
+      auto p = svc.CreateProject(
+          name, root_opt->count() ? std::optional<std::string>(root) : std::nullopt);
       if (!p.ok()) return Fail(p.status());
       ctx.out.Object(tasks::ToJson(*p));
       return 0;
@@ -264,7 +267,8 @@ void AddPlan(CLI::App& app, Ctx& ctx, Action& action) {
   auto* o_hours = create->add_option("--estimated-hours", f.hours, "Estimated hours");
   auto* o_tag = create->add_option("--tag", f.tags, "A tag (repeatable)");
   auto* o_status = create->add_option("--status", f.status, "draft (default) or active");
-  auto* o_proj = create->add_option("--project", f.project, "Project name or id (default: default)");
+  auto* o_proj =
+      create->add_option("--project", f.project, "Project name or id (default: default)");
   AddDbOption(create, ctx);
   create->callback([=, &ctx, &action] {
     json::value body = BodyBuilder()
@@ -336,8 +340,8 @@ void AddPlan(CLI::App& app, Ctx& ctx, Action& action) {
   auto* u_hours = update->add_option("--estimated-hours", f.hours, "Estimated hours");
   auto* u_actual = update->add_option("--actual-hours", f.actual, "Actual hours");
   auto* u_tag = update->add_option("--tag", f.tags, "Tags (replaces all)");
-  auto* u_status = update->add_option("--status", f.status,
-                                      "active | archived | cancelled (plans complete by themselves)");
+  auto* u_status = update->add_option(
+      "--status", f.status, "active | archived | cancelled (plans complete by themselves)");
   auto* u_version = update->add_option("--version", f.version, "Expected current version");
   AddDbOption(update, ctx);
   update->callback([=, &ctx, &action] {
@@ -369,8 +373,8 @@ void AddPlan(CLI::App& app, Ctx& ctx, Action& action) {
   AddDbOption(del, ctx);
   del->callback([=, &ctx, &action] {
     action = WithService(ctx, [=, &ctx](tasks::TaskService& svc) {
-      Status st = svc.DeletePlan(f.id, d_version->count() ? std::optional<int64_t>(f.version)
-                                                          : std::nullopt);
+      Status st = svc.DeletePlan(
+          f.id, d_version->count() ? std::optional<int64_t>(f.version) : std::nullopt);
       if (!st.ok()) return Fail(st);
       ctx.out.Message("deleted " + f.id);
       return 0;
@@ -510,8 +514,8 @@ void AddPhase(CLI::App& app, Ctx& ctx, Action& action) {
   AddDbOption(del, ctx);
   del->callback([=, &ctx, &action] {
     action = WithService(ctx, [=, &ctx](tasks::TaskService& svc) {
-      Status st = svc.DeletePhase(f.id, d_version->count() ? std::optional<int64_t>(f.version)
-                                                           : std::nullopt);
+      Status st = svc.DeletePhase(
+          f.id, d_version->count() ? std::optional<int64_t>(f.version) : std::nullopt);
       if (!st.ok()) return Fail(st);
       ctx.out.Message("deleted " + f.id);
       return 0;
@@ -553,8 +557,8 @@ void AddTask(CLI::App& app, Ctx& ctx, Action& action) {
   create->add_option("phase", f.phase, "Phase id")->required();
   auto* o_title = create->add_option("--title", f.title, "Title (1-200 characters)")->required();
   auto* o_desc = create->add_option("--description", f.description, "Description");
-  auto* o_type = create->add_option("--type", f.type,
-                                    "analysis|coding|documentation|testing|review|research");
+  auto* o_type =
+      create->add_option("--type", f.type, "analysis|coding|documentation|testing|review|research");
   auto* o_pri = create->add_option("--priority", f.priority, "Priority 1-10 (default 5)");
   auto* o_max = create->add_option("--max-minutes", f.max_minutes, "Max duration 1-10 minutes");
   auto* o_est = create->add_option("--estimate", f.estimate, "Estimated minutes 1-10");
@@ -631,7 +635,8 @@ void AddTask(CLI::App& app, Ctx& ctx, Action& action) {
   auto* ready = cmd->add_subcommand("ready", "Tasks whose dependencies are done, best first");
   auto* r_proj = ready->add_option("--project", f.project, "Project name or id");
   auto* r_plan = ready->add_option("--plan", f.plan, "Plan id");
-  auto* r_limit = ready->add_option("--limit", f.limit, "How many (1-500)")->check(CLI::Range(1, 500));
+  auto* r_limit =
+      ready->add_option("--limit", f.limit, "How many (1-500)")->check(CLI::Range(1, 500));
   AddDbOption(ready, ctx);
   ready->callback([=, &ctx, &action] {
     action = WithService(ctx, [=, &ctx](tasks::TaskService& svc) {
@@ -714,8 +719,7 @@ void AddTask(CLI::App& app, Ctx& ctx, Action& action) {
 
   auto* transition = cmd->add_subcommand("transition", "Move a task to another status");
   transition->add_option("id", f.id, "Task id")->required();
-  auto* t_to = transition->add_option("to", f.to,
-                                      "active|completed|failed|blocked|pending|skipped")
+  auto* t_to = transition->add_option("to", f.to, "active|completed|failed|blocked|pending|skipped")
                    ->required();
   auto* t_note = transition->add_option("--note", f.note, "Note for the audit trail");
   auto* t_actor = transition->add_option("--actor", f.actor, "Who acts (default: cli)");
@@ -778,15 +782,14 @@ void AddTask(CLI::App& app, Ctx& ctx, Action& action) {
   AddDbOption(del, ctx);
   del->callback([=, &ctx, &action] {
     action = WithService(ctx, [=, &ctx](tasks::TaskService& svc) {
-      Status st = svc.DeleteTask(f.id, d_version->count() ? std::optional<int64_t>(f.version)
-                                                          : std::nullopt);
+      Status st = svc.DeleteTask(
+          f.id, d_version->count() ? std::optional<int64_t>(f.version) : std::nullopt);
       if (!st.ok()) return Fail(st);
       ctx.out.Message("deleted " + f.id);
       return 0;
     });
   });
 }
-
 
 // ---------------- memory ----------------
 
@@ -813,13 +816,16 @@ void AddMemory(CLI::App& app, Ctx& ctx, Action& action) {
   cmd->require_subcommand(1);
 
   auto* store = cmd->add_subcommand("store", "Store a memory (text, --file, or - for stdin)");
-  auto* o_content = store->add_option("content", f.content, "The text to remember ('-' reads stdin)");
+  auto* o_content =
+      store->add_option("content", f.content, "The text to remember ('-' reads stdin)");
   auto* o_file = store->add_option("--file", f.file, "Read the content from this file");
-  auto* o_type = store->add_option("--type", f.type,
-                                   "code|documentation|context|output|error|decision|learning")
+  auto* o_type = store
+                     ->add_option("--type", f.type,
+                                  "code|documentation|context|output|error|decision|learning")
                      ->required();
   auto* o_format = store->add_option("--format", f.format, "text, markdown, python, diff, ...");
-  auto* o_path = store->add_option("--path", f.path, "The source file it describes (supersedes older)");
+  auto* o_path =
+      store->add_option("--path", f.path, "The source file it describes (supersedes older)");
   auto* o_kw = store->add_option("--keyword", f.keywords, "A keyword (repeatable)");
   auto* o_proj = store->add_option("--project", f.project, "Project name or id");
   auto* o_task = store->add_option("--task", f.task, "Link to a task id");
@@ -924,7 +930,8 @@ void AddMemory(CLI::App& app, Ctx& ctx, Action& action) {
     });
   });
 
-  auto* context = cmd->add_subcommand("context", "Assemble context for a query within a token budget");
+  auto* context =
+      cmd->add_subcommand("context", "Assemble context for a query within a token budget");
   context->add_option("query", f.query, "What the context is for")->required();
   auto* c_budget = context->add_option("--budget", f.budget, "Token budget (default 2000)");
   auto* c_proj = context->add_option("--project", f.project, "Project name or id");
@@ -955,7 +962,8 @@ void AddMemory(CLI::App& app, Ctx& ctx, Action& action) {
   auto* list = cmd->add_subcommand("list", "List memories, newest first");
   auto* l_proj = list->add_option("--project", f.project, "Project name or id");
   auto* l_type = list->add_option("--type", f.types, "Content type filter (repeatable)");
-  auto* l_limit = list->add_option("--limit", f.limit, "Page size (1-500)")->check(CLI::Range(1, 500));
+  auto* l_limit =
+      list->add_option("--limit", f.limit, "Page size (1-500)")->check(CLI::Range(1, 500));
   auto* l_cursor = list->add_option("--cursor", f.cursor, "Cursor from a previous page");
   auto* l_arch = list->add_flag("--include-archived", f.include_archived, "Include archived");
   AddDbOption(list, ctx);
@@ -1026,13 +1034,15 @@ void AddMemory(CLI::App& app, Ctx& ctx, Action& action) {
     });
   });
 
-  auto* reembed = cmd->add_subcommand("reembed", "Embed memories lacking a vector for the current model");
+  auto* reembed =
+      cmd->add_subcommand("reembed", "Embed memories lacking a vector for the current model");
   AddDbOption(reembed, ctx);
   reembed->callback([&] {
     action = WithMemory(ctx, false, [&](memory::MemoryService& svc) {
       auto n = svc.Reembed();
       if (!n.ok()) return Fail(n.status());
-      ctx.out.Message("embedded " + std::to_string(*n) + " memories with " + svc.embedder().model());
+      ctx.out.Message("embedded " + std::to_string(*n) + " memories with " +
+                      svc.embedder().model());
       return 0;
     });
   });

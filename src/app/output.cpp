@@ -21,7 +21,8 @@ std::string Scalar(const json::value& v) {
       if (!s.empty()) s += ", ";
       if (item.is_object() && item.get_object().contains("id")) {
         s += Scalar(item.get_object().at("id"));
-        if (item.get_object().contains("kind")) s += " (" + Scalar(item.get_object().at("kind")) + ")";
+        if (item.get_object().contains("kind"))
+          s += " (" + Scalar(item.get_object().at("kind")) + ")";
       } else {
         s += Scalar(item);
       }
@@ -56,8 +57,7 @@ void Output::Object(const json::object& o) const {
 void Output::List(const json::array& items, const std::vector<std::string>& columns,
                   const json::value& next_cursor) const {
   if (json) {
-    std::cout << ToJsonString(json::object{{"items", items}, {"next_cursor", next_cursor}})
-              << "\n";
+    std::cout << ToJsonString(json::object{{"items", items}, {"next_cursor", next_cursor}}) << "\n";
     return;
   }
   if (items.empty()) {

@@ -6,8 +6,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <thread>
 #include <iostream>
+#include <thread>
 
 #include "api/http_server.h"
 #include "api/memory_routes.h"
@@ -113,13 +113,12 @@ int RunServe(const ServeOptions& opts) {
     return 1;
   }
   std::string host = opts.host.find(':') != std::string::npos ? "[" + opts.host + "]" : opts.host;
-  std::cout << "DevStream listening on http://" << host << ":" << server.port()
-            << " (database " << (*db)->path() << ")" << std::endl;
+  std::cout << "DevStream listening on http://" << host << ":" << server.port() << " (database "
+            << (*db)->path() << ")" << std::endl;
 
   int sig = 0;
   sigwait(&signals, &sig);
-  std::cerr << "devstream: received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
-            << ", draining\n";
+  std::cerr << "devstream: received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ", draining\n";
   server.Stop();
   stop_reembed = true;
   if (reembedder.joinable()) reembedder.join();

@@ -11,7 +11,8 @@
 
 namespace ds::app {
 
-Result<std::unique_ptr<Database>> OpenMigratedDatabase(const std::string& path, int reader_pool = 4);
+Result<std::unique_ptr<Database>> OpenMigratedDatabase(const std::string& path,
+                                                       int reader_pool = 4);
 // Opens without migrating (for `devstream migrate`).
 Result<std::unique_ptr<Database>> OpenDatabase(const std::string& path, int reader_pool = 4);
 

@@ -23,12 +23,13 @@ std::string FormatTimestamp(int64_t unix_millis) {
   gmtime_r(&t, &tm);
   char buf[80];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms));
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   return buf;
 }
 
-std::string NowTimestamp() { return FormatTimestamp(NowMillis()); }
+std::string NowTimestamp() {
+  return FormatTimestamp(NowMillis());
+}
 
 namespace {
 bool Digits(std::string_view s, size_t pos, size_t n, int* out) {

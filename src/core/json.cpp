@@ -23,14 +23,21 @@ Result<json::value> ParseJson(std::string_view text, size_t max_depth) {
 
 std::string_view JsonKind(const json::value& v) {
   switch (v.kind()) {
-    case json::kind::null: return "null";
-    case json::kind::bool_: return "boolean";
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return "boolean";
     case json::kind::int64:
-    case json::kind::uint64: return "integer";
-    case json::kind::double_: return "number";
-    case json::kind::string: return "string";
-    case json::kind::array: return "array";
-    case json::kind::object: return "object";
+    case json::kind::uint64:
+      return "integer";
+    case json::kind::double_:
+      return "number";
+    case json::kind::string:
+      return "string";
+    case json::kind::array:
+      return "array";
+    case json::kind::object:
+      return "object";
   }
   return "unknown";
 }
@@ -154,8 +161,8 @@ const json::value* ObjectReader::Lookup(std::string_view key, bool required) {
   return &it->value();
 }
 
-std::optional<std::string> ObjectReader::String(std::string_view key, bool required,
-                                                size_t min_len, size_t max_len) {
+std::optional<std::string> ObjectReader::String(std::string_view key, bool required, size_t min_len,
+                                                size_t max_len) {
   const json::value* v = Lookup(key, required);
   if (!v) return std::nullopt;
   if (!v->is_string()) {
@@ -204,16 +211,15 @@ std::optional<int64_t> ObjectReader::Int(std::string_view key, bool required, in
     Fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
     return std::nullopt;
   } else if (v->is_double() && std::isfinite(v->get_double()) &&
-             std::floor(v->get_double()) == v->get_double() &&
-             std::fabs(v->get_double()) < 9e15) {
+             std::floor(v->get_double()) == v->get_double() && std::fabs(v->get_double()) < 9e15) {
     out = static_cast<int64_t>(v->get_double());
   } else {
     Fail(key, "must be an integer, got " + std::string(JsonKind(*v)));
     return std::nullopt;
   }
   if (out < min || out > max) {
-    Fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
-                  ", got " + std::to_string(out));
+    Fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " +
+                  std::to_string(out));
     return std::nullopt;
   }
   return out;
@@ -247,8 +253,7 @@ std::optional<bool> ObjectReader::Bool(std::string_view key, bool required) {
 }
 
 std::optional<std::vector<std::string>> ObjectReader::StringArray(std::string_view key,
-                                                                  bool required,
-                                                                  size_t max_items,
+                                                                  bool required, size_t max_items,
                                                                   size_t max_len) {
   const json::value* v = Lookup(key, required);
   if (!v) return std::nullopt;
@@ -286,7 +291,9 @@ std::optional<std::vector<std::string>> ObjectReader::StringArray(std::string_vi
   return out;
 }
 
-const json::value* ObjectReader::Raw(std::string_view key) { return Lookup(key, false); }
+const json::value* ObjectReader::Raw(std::string_view key) {
+  return Lookup(key, false);
+}
 
 Status ObjectReader::Finish() const {
   if (!first_error_.ok()) return first_error_;

@@ -49,12 +49,8 @@ class Status {
     return {StatusCode::kUnauthorized, std::move(msg)};
   }
   static Status Forbidden(std::string msg) { return {StatusCode::kForbidden, std::move(msg)}; }
-  static Status RateLimited(std::string msg) {
-    return {StatusCode::kRateLimited, std::move(msg)};
-  }
-  static Status Unavailable(std::string msg) {
-    return {StatusCode::kUnavailable, std::move(msg)};
-  }
+  static Status RateLimited(std::string msg) { return {StatusCode::kRateLimited, std::move(msg)}; }
+  static Status Unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
   static Status Internal(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
@@ -88,7 +84,7 @@ std::string_view TitleFor(StatusCode code);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     assert(!std::get<Status>(v_).ok());
   }
@@ -113,9 +109,9 @@ class [[nodiscard]] Result {
 }  // namespace ds
 
 // Propagates a non-OK Status out of the enclosing function.
-#define DS_RETURN_IF_ERROR(expr)            \
-  do {                                      \
-    ::ds::Status ds_status_ = (expr);       \
+#define DS_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::ds::Status ds_status_ = (expr);        \
     if (!ds_status_.ok()) return ds_status_; \
   } while (0)
 

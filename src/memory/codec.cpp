@@ -6,8 +6,8 @@
 namespace ds::memory {
 
 const std::vector<std::string_view>& ContentTypes() {
-  static const std::vector<std::string_view> v{"code",   "documentation", "context", "output",
-                                               "error",  "decision",      "learning"};
+  static const std::vector<std::string_view> v{"code",  "documentation", "context", "output",
+                                               "error", "decision",      "learning"};
   return v;
 }
 const std::vector<std::string_view>& MemorySources() {
@@ -21,7 +21,9 @@ int ContentTypeIndex(std::string_view type) {
   }
   return -1;
 }
-int EstimateTokens(std::string_view text) { return static_cast<int>((text.size() + 3) / 4); }
+int EstimateTokens(std::string_view text) {
+  return static_cast<int>((text.size() + 3) / 4);
+}
 
 namespace {
 
@@ -129,7 +131,8 @@ Result<std::vector<MemoryInput>> DecodeMemoryBatch(const json::value& body) {
   for (const auto& item : items->get_array()) {
     std::string where = "memories[" + std::to_string(i++) + "]";
     if (!item.is_object()) {
-      return Status::InvalidArgument(where + " must be an object").WithDetail("field", json::string(where));
+      return Status::InvalidArgument(where + " must be an object")
+          .WithDetail("field", json::string(where));
     }
     DS_ASSIGN_OR_RETURN(auto in, DecodeInputObject(item.get_object(), where));
     out.push_back(std::move(in));
@@ -164,8 +167,9 @@ Result<SearchQuery> DecodeSearchQuery(const json::value& body) {
   r.Ignore("cursor");
   if (obj->contains("cursor")) r.Fail("cursor", "search results are not paginated; raise limit");
   if (auto m = r.Enum("mode", false, {"hybrid", "vector", "keyword"})) {
-    q.mode = *m == "vector" ? SearchMode::kVector
-             : *m == "keyword" ? SearchMode::kKeyword : SearchMode::kHybrid;
+    q.mode = *m == "vector"    ? SearchMode::kVector
+             : *m == "keyword" ? SearchMode::kKeyword
+                               : SearchMode::kHybrid;
   }
   q.min_similarity = r.Number("min_similarity", false, -1, 1);
   if (auto v = r.Number("importance_boost", false, 0, 1)) q.importance_boost = *v;
@@ -245,11 +249,11 @@ json::object ToJson(const SearchHit& h) {
 json::object ToJson(const SearchResult& r) {
   json::array results;
   for (const auto& h : r.hits) results.push_back(ToJson(h));
-  json::object o{{"results", std::move(results)},
-                 {"vector_model", r.vector_model.empty() ? json::value(nullptr)
-                                                         : json::value(r.vector_model)},
-                 {"degraded", r.degraded},
-                 {"took_ms", JsonNumber(r.took_ms)}};
+  json::object o{
+      {"results", std::move(results)},
+      {"vector_model", r.vector_model.empty() ? json::value(nullptr) : json::value(r.vector_model)},
+      {"degraded", r.degraded},
+      {"took_ms", JsonNumber(r.took_ms)}};
   if (r.degraded) o["degraded_reason"] = r.degraded_reason;
   return o;
 }
@@ -257,14 +261,18 @@ json::object ToJson(const SearchResult& r) {
 json::object ToJson(const ContextResult& r) {
   json::array ids;
   for (auto id : r.memory_ids) ids.emplace_back(id);
-  return {{"context", r.context},   {"memory_ids", std::move(ids)}, {"tokens", r.tokens},
-          {"truncated", r.truncated}, {"degraded", r.degraded}};
+  return {{"context", r.context},
+          {"memory_ids", std::move(ids)},
+          {"tokens", r.tokens},
+          {"truncated", r.truncated},
+          {"degraded", r.degraded}};
 }
 
 json::object ToJson(const MemoryStats& s) {
-  return {{"memories", s.memories},   {"archived", s.archived}, {"superseded", s.superseded},
-          {"vectors", s.vectors},     {"model", s.model},       {"dim", s.dim},
-          {"indexed", s.indexed},     {"vector_bytes", s.vector_bytes}};
+  return {{"memories", s.memories},     {"archived", s.archived},
+          {"superseded", s.superseded}, {"vectors", s.vectors},
+          {"model", s.model},           {"dim", s.dim},
+          {"indexed", s.indexed},       {"vector_bytes", s.vector_bytes}};
 }
 
 }  // namespace ds::memory

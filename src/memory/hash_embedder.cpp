@@ -11,8 +11,8 @@
 // the vector is L2-normalised. Deterministic across runs and machines.
 #include <atomic>
 #include <cmath>
-#include <thread>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -43,13 +43,13 @@ uint64_t Fnv1a(std::string_view s, uint64_t seed) {
 
 const std::unordered_set<std::string_view>& StopWords() {
   static const std::unordered_set<std::string_view> words{
-      "a",    "an",   "the",  "and",  "or",   "but",  "if",   "then", "else", "of",
-      "to",   "in",   "on",   "at",   "by",   "for",  "with", "from", "as",   "is",
-      "are",  "was",  "were", "be",   "been", "it",   "its",  "this", "that", "these",
-      "those", "we",  "you",  "i",    "he",   "she",  "they", "them", "our",  "your",
-      "my",   "me",   "do",   "does", "did",  "so",   "not",  "no",   "can",  "will",
-      "would", "should", "could", "has", "have", "had", "into", "about", "what", "which",
-      "when", "where", "how", "why",  "who",  "there", "here", "all", "any",  "some"};
+      "a",     "an",     "the",   "and",  "or",   "but",   "if",   "then",  "else", "of",
+      "to",    "in",     "on",    "at",   "by",   "for",   "with", "from",  "as",   "is",
+      "are",   "was",    "were",  "be",   "been", "it",    "its",  "this",  "that", "these",
+      "those", "we",     "you",   "i",    "he",   "she",   "they", "them",  "our",  "your",
+      "my",    "me",     "do",    "does", "did",  "so",    "not",  "no",    "can",  "will",
+      "would", "should", "could", "has",  "have", "had",   "into", "about", "what", "which",
+      "when",  "where",  "how",   "why",  "who",  "there", "here", "all",   "any",  "some"};
   return words;
 }
 
@@ -63,12 +63,15 @@ std::string Stem(const std::string& w) {
   if (ends("sses")) return w.substr(0, w.size() - 2);
   if (ends("ing")) return w.substr(0, w.size() - 3);
   if (ends("ed")) return w.substr(0, w.size() - 2);
-  if (ends("es") && (w[w.size() - 3] == 'x' || w[w.size() - 3] == 'h')) return w.substr(0, w.size() - 2);
+  if (ends("es") && (w[w.size() - 3] == 'x' || w[w.size() - 3] == 'h'))
+    return w.substr(0, w.size() - 2);
   if (ends("s") && w[w.size() - 2] != 's') return w.substr(0, w.size() - 1);
   return w;
 }
 
-bool IsAlnum(unsigned char c) { return std::isalnum(c) || c >= 0x80; }
+bool IsAlnum(unsigned char c) {
+  return std::isalnum(c) || c >= 0x80;
+}
 
 // Splits text into words: identifiers are cut at case changes, underscores,
 // hyphens, dots and letter/digit boundaries; bytes >= 0x80 (UTF-8) stay in words.
@@ -78,8 +81,7 @@ void Words(std::string_view text, std::vector<std::string>* words,
   while (i < text.size()) {
     while (i < text.size() && !IsAlnum(static_cast<unsigned char>(text[i]))) ++i;
     size_t start = i;
-    while (i < text.size() &&
-           (IsAlnum(static_cast<unsigned char>(text[i])) || text[i] == '_')) {
+    while (i < text.size() && (IsAlnum(static_cast<unsigned char>(text[i])) || text[i] == '_')) {
       ++i;
     }
     if (start == i) continue;
@@ -103,7 +105,8 @@ void Words(std::string_view text, std::vector<std::string>* words,
         unsigned char prev = static_cast<unsigned char>(ident[j - 1]);
         bool prev_lower = std::islower(prev);
         bool prev_digit = std::isdigit(prev);
-        bool next_lower = j + 1 < ident.size() && std::islower(static_cast<unsigned char>(ident[j + 1]));
+        bool next_lower =
+            j + 1 < ident.size() && std::islower(static_cast<unsigned char>(ident[j + 1]));
         // fooBar | HTTPServer -> HTTP Server | abc123 -> abc 123
         if ((upper && (prev_lower || prev_digit)) || (upper && std::isupper(prev) && next_lower) ||
             (digit != prev_digit && c < 0x80 && prev < 0x80)) {
@@ -167,7 +170,9 @@ Vector HashEmbedder::EmbedOne(std::string_view text) const {
   return v;
 }
 
-double HashEmbedder::NoiseFloor() const { return 2.0 / std::sqrt(static_cast<double>(dim_)); }
+double HashEmbedder::NoiseFloor() const {
+  return 2.0 / std::sqrt(static_cast<double>(dim_));
+}
 
 Result<std::vector<Vector>> HashEmbedder::Embed(const std::vector<std::string>& texts) {
   std::vector<Vector> out(texts.size());

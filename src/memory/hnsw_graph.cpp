@@ -3,8 +3,8 @@
 #include <hnswlib/hnswlib.h>
 
 #include <filesystem>
-#include <mutex>
 #include <fstream>
+#include <mutex>
 #include <unordered_set>
 
 #include "memory/simd.h"
@@ -117,7 +117,9 @@ void HnswGraph::Remove(int64_t label) {
   }
 }
 
-bool HnswGraph::Contains(int64_t label) const { return impl_->live.count(label) > 0; }
+bool HnswGraph::Contains(int64_t label) const {
+  return impl_->live.count(label) > 0;
+}
 
 std::vector<std::pair<int64_t, float>> HnswGraph::Search(const float* query, size_t k) const {
   std::vector<std::pair<int64_t, float>> out;
@@ -155,7 +157,11 @@ void HnswGraph::ForEach(const std::function<void(int64_t, const float*)>& fn) co
   }
 }
 
-size_t HnswGraph::size() const { return impl_->live.size(); }
-size_t HnswGraph::capacity() const { return impl_->index->max_elements_; }
+size_t HnswGraph::size() const {
+  return impl_->live.size();
+}
+size_t HnswGraph::capacity() const {
+  return impl_->index->max_elements_;
+}
 
 }  // namespace ds::memory

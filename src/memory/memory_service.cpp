@@ -4,13 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
-#include <cstring>
-#include <cmath>
-#include <map>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -109,8 +109,7 @@ Status CheckLink(Connection& c, const std::string& sql, const std::optional<std:
   s.Bind(1, *id);
   DS_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) {
-    return Status::InvalidArgument(std::string("memory.") + field + ": " + *id +
-                                   " does not exist")
+    return Status::InvalidArgument(std::string("memory.") + field + ": " + *id + " does not exist")
         .WithDetail("field", field);
   }
   if (s.Text(0) != project_id) {
@@ -122,9 +121,11 @@ Status CheckLink(Connection& c, const std::string& sql, const std::optional<std:
 }
 
 Status WriteVector(Connection& c, int64_t memory_id, const std::string& model, const Vector& v) {
-  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-      "INSERT INTO memory_vectors(memory_id, model, dim, vec) VALUES(?,?,?,?)"
-      " ON CONFLICT(memory_id, model) DO UPDATE SET dim = excluded.dim, vec = excluded.vec"));
+  DS_ASSIGN_OR_RETURN(
+      Stmt s,
+      c.Prepare(
+          "INSERT INTO memory_vectors(memory_id, model, dim, vec) VALUES(?,?,?,?)"
+          " ON CONFLICT(memory_id, model) DO UPDATE SET dim = excluded.dim, vec = excluded.vec"));
   s.Bind(1, memory_id).Bind(2, model).Bind(3, static_cast<int64_t>(v.size()));
   s.BindBlob(4, v.data(), v.size() * sizeof(float));
   return s.Run();
@@ -190,7 +191,6 @@ bool IsCodeFormat(const std::string& format) {
   return format != "text" && format != "markdown" && format != "md" && format != "plain";
 }
 
-
 // The FTS query for `text` without terms in at least half of all memories:
 // FTS5's bm25 clamps their IDF to ~0, so they add nothing to any score, yet
 // OR-ing them makes FTS5 score nearly every row. Terms are looked up after
@@ -203,7 +203,8 @@ Result<std::string> SelectiveFtsQuery(Connection& c, const std::string& text) {
       "CREATE VIRTUAL TABLE IF NOT EXISTS temp.ds_stem USING fts5(x, tokenize='porter unicode61 "
       "remove_diacritics 2');"
       "CREATE VIRTUAL TABLE IF NOT EXISTS temp.ds_stem_vocab USING fts5vocab(temp, ds_stem, row);"
-      "CREATE VIRTUAL TABLE IF NOT EXISTS temp.ds_memory_vocab USING fts5vocab(main, memory_fts, row);"));
+      "CREATE VIRTUAL TABLE IF NOT EXISTS temp.ds_memory_vocab USING fts5vocab(main, memory_fts, "
+      "row);"));
   DS_ASSIGN_OR_RETURN(Stmt n_stmt, c.Prepare("SELECT coalesce(max(id), 0) FROM semantic_memory"));
   DS_RETURN_IF_ERROR(n_stmt.Step().status());
   const int64_t n = n_stmt.Int(0);
@@ -214,9 +215,9 @@ Result<std::string> SelectiveFtsQuery(Connection& c, const std::string& text) {
     DS_ASSIGN_OR_RETURN(Stmt ins, c.Prepare("INSERT INTO temp.ds_stem(x) VALUES(?)"));
     ins.Bind(1, t);
     DS_RETURN_IF_ERROR(ins.Run());
-    DS_ASSIGN_OR_RETURN(Stmt df, c.Prepare(
-        "SELECT coalesce(max(m.doc), 0) FROM temp.ds_stem_vocab s"
-        " JOIN temp.ds_memory_vocab m ON m.term = s.term"));
+    DS_ASSIGN_OR_RETURN(Stmt df,
+                        c.Prepare("SELECT coalesce(max(m.doc), 0) FROM temp.ds_stem_vocab s"
+                                  " JOIN temp.ds_memory_vocab m ON m.term = s.term"));
     DS_RETURN_IF_ERROR(df.Step().status());
     if (df.Int(0) * 2 >= n) continue;
     if (!kept.empty()) kept += " OR ";
@@ -304,13 +305,14 @@ ContextResult AssembleContext(const std::vector<SearchHit>& hits, int budget, bo
     }
     if (left >= kMinTruncatedTokens) {
       const std::string marker = "\n…[truncated]";
-      int64_t room = static_cast<int64_t>(left) * 4 -
-                     static_cast<int64_t>(header.size() + open.size() + close.size() +
-                                          marker.size() + 1);
+      int64_t room =
+          static_cast<int64_t>(left) * 4 -
+          static_cast<int64_t>(header.size() + open.size() + close.size() + marker.size() + 1);
       if (room > 0) {
         std::string cut = m.content.substr(0, static_cast<size_t>(room));
         // Do not split a UTF-8 sequence.
-        while (!cut.empty() && (static_cast<unsigned char>(cut.back()) & 0xC0) == 0x80) cut.pop_back();
+        while (!cut.empty() && (static_cast<unsigned char>(cut.back()) & 0xC0) == 0x80)
+          cut.pop_back();
         if (!cut.empty() && static_cast<unsigned char>(cut.back()) >= 0xC0) cut.pop_back();
         std::string tblock = header + open + cut + marker + close + "\n";
         int ttokens = EstimateTokens(tblock);
@@ -385,9 +387,10 @@ std::optional<SidecarInfo> ReadSidecarInfo(const std::string& path) {
 Status MemoryService::LoadIndex() {
   if (EmbedderIdentity id = embedder_.Identity(); !id.provider.empty()) {
     DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
-      DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-          "INSERT INTO embedding_models(model, provider, base_url, model_name, dim, first_used_at)"
-          " VALUES(?,?,?,?,?,?) ON CONFLICT(model) DO UPDATE SET base_url = excluded.base_url"));
+      DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO embedding_models(model, provider, "
+                                            "base_url, model_name, dim, first_used_at)"
+                                            " VALUES(?,?,?,?,?,?) ON CONFLICT(model) DO UPDATE SET "
+                                            "base_url = excluded.base_url"));
       s.Bind(1, embedder_.model()).Bind(2, id.provider).Bind(3, id.base_url).Bind(4, id.model_name);
       s.Bind(5, static_cast<int64_t>(id.dim)).Bind(6, NowTimestamp());
       return s.Run();
@@ -399,9 +402,10 @@ Status MemoryService::LoadIndex() {
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
     DS_ASSIGN_OR_RETURN(head, ChangeLogHead(c));
     // Large partitions: try their persisted graphs first.
-    DS_ASSIGN_OR_RETURN(Stmt parts, c.Prepare(
-        "SELECT m.project_id, count(*) FROM memory_vectors v JOIN semantic_memory m"
-        " ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ? GROUP BY m.project_id"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt parts,
+        c.Prepare("SELECT m.project_id, count(*) FROM memory_vectors v JOIN semantic_memory m"
+                  " ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ? GROUP BY m.project_id"));
     parts.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim()));
     std::vector<std::pair<std::string, int64_t>> partitions;
     for (;;) {
@@ -418,9 +422,11 @@ Status MemoryService::LoadIndex() {
         continue;
       }
       std::unordered_map<int64_t, VectorMeta> meta;
-      DS_ASSIGN_OR_RETURN(Stmt m, c.Prepare(
-          "SELECT id, content_type, archived, superseded_by IS NOT NULL FROM semantic_memory"
-          " WHERE project_id = ?"));
+      DS_ASSIGN_OR_RETURN(
+          Stmt m,
+          c.Prepare(
+              "SELECT id, content_type, archived, superseded_by IS NOT NULL FROM semantic_memory"
+              " WHERE project_id = ?"));
       m.Bind(1, project_id);
       for (;;) {
         DS_ASSIGN_OR_RETURN(bool row, m.Step());
@@ -432,10 +438,11 @@ Status MemoryService::LoadIndex() {
         replay_from = std::min(replay_from, info->seq);
       }
     }
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        "SELECT v.memory_id, m.project_id, v.vec, m.content_type, m.archived,"
-        " m.superseded_by IS NOT NULL FROM memory_vectors v"
-        " JOIN semantic_memory m ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ?"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s,
+        c.Prepare("SELECT v.memory_id, m.project_id, v.vec, m.content_type, m.archived,"
+                  " m.superseded_by IS NOT NULL FROM memory_vectors v"
+                  " JOIN semantic_memory m ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ?"));
     s.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim()));
     Vector v(static_cast<size_t>(embedder_.dim()));
     index_.BeginBulkLoad();
@@ -451,9 +458,10 @@ Status MemoryService::LoadIndex() {
                     MetaFor(s.Text(3), s.Int(4) != 0, s.Int(5) != 0));
     }
     index_.EndBulkLoad();  // graphs without a sidecar build in the background
-    DS_ASSIGN_OR_RETURN(Stmt miss, c.Prepare(
-        "SELECT m.id, m.project_id FROM semantic_memory m WHERE NOT EXISTS (SELECT 1 FROM"
-        " memory_vectors v WHERE v.memory_id = m.id AND v.model = ? AND v.dim = ?)"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt miss,
+        c.Prepare("SELECT m.id, m.project_id FROM semantic_memory m WHERE NOT EXISTS (SELECT 1 FROM"
+                  " memory_vectors v WHERE v.memory_id = m.id AND v.model = ? AND v.dim = ?)"));
     miss.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim()));
     {
       std::lock_guard<std::mutex> lock(missing_mu_);
@@ -467,10 +475,13 @@ Status MemoryService::LoadIndex() {
     // After a model change, the previous model (the one with the most vectors)
     // keeps answering until the new model covers each partition.
     if (MissingVectors() > 0) {
-      DS_ASSIGN_OR_RETURN(Stmt prev, c.Prepare(
-          "SELECT v.model, e.provider, e.base_url, e.model_name, coalesce(e.dim, max(v.dim)),"
-          " count(*) AS n FROM memory_vectors v LEFT JOIN embedding_models e ON e.model = v.model"
-          " WHERE v.model <> ? GROUP BY v.model ORDER BY n DESC LIMIT 1"));
+      DS_ASSIGN_OR_RETURN(
+          Stmt prev,
+          c.Prepare(
+              "SELECT v.model, e.provider, e.base_url, e.model_name, coalesce(e.dim, max(v.dim)),"
+              " count(*) AS n FROM memory_vectors v LEFT JOIN embedding_models e ON e.model = "
+              "v.model"
+              " WHERE v.model <> ? GROUP BY v.model ORDER BY n DESC LIMIT 1"));
       prev.Bind(1, embedder_.model());
       DS_ASSIGN_OR_RETURN(bool found, prev.Step());
       std::unique_ptr<Embedder> old_embedder;
@@ -484,10 +495,12 @@ Status MemoryService::LoadIndex() {
       }
       prev.Reset();
       if (old_embedder) {
-        DS_ASSIGN_OR_RETURN(Stmt old, c.Prepare(
-            "SELECT v.memory_id, m.project_id, v.vec, m.content_type, m.archived,"
-            " m.superseded_by IS NOT NULL FROM memory_vectors v"
-            " JOIN semantic_memory m ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ?"));
+        DS_ASSIGN_OR_RETURN(
+            Stmt old,
+            c.Prepare(
+                "SELECT v.memory_id, m.project_id, v.vec, m.content_type, m.archived,"
+                " m.superseded_by IS NOT NULL FROM memory_vectors v"
+                " JOIN semantic_memory m ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ?"));
         old.Bind(1, old_embedder->model()).Bind(2, static_cast<int64_t>(old_embedder->dim()));
         auto fallback = std::make_unique<VectorIndex>(old_embedder->dim(), index_.options());
         Vector hv(static_cast<size_t>(old_embedder->dim()));
@@ -570,8 +583,10 @@ int64_t MemoryService::MissingVectors() const {
 Result<int64_t> MemoryService::PruneChangeLog(int64_t keep) {
   int64_t removed = 0;
   DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        "DELETE FROM memory_changes WHERE seq <= (SELECT max(seq) FROM memory_changes) - ?"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s,
+        c.Prepare(
+            "DELETE FROM memory_changes WHERE seq <= (SELECT max(seq) FROM memory_changes) - ?"));
     s.Bind(1, keep);
     DS_RETURN_IF_ERROR(s.Run());
     removed = c.Changes();
@@ -613,14 +628,17 @@ Status MemoryService::SyncIndex() {
       DS_ASSIGN_OR_RETURN(int64_t head, ChangeLogHead(c));
       if (head <= applied_seq_) return Status::Ok();
       // Entries we have not applied were pruned: replay cannot be trusted.
-      DS_ASSIGN_OR_RETURN(Stmt oldest, c.Prepare("SELECT coalesce(min(seq), 0) FROM memory_changes"));
+      DS_ASSIGN_OR_RETURN(Stmt oldest,
+                          c.Prepare("SELECT coalesce(min(seq), 0) FROM memory_changes"));
       DS_RETURN_IF_ERROR(oldest.Step().status());
       if (oldest.Int(0) > applied_seq_ + 1) {
         gap = true;
         return Status::Ok();
       }
-      DS_ASSIGN_OR_RETURN(Stmt log, c.Prepare(
-          "SELECT seq, memory_id FROM memory_changes WHERE seq > ? ORDER BY seq LIMIT 5000"));
+      DS_ASSIGN_OR_RETURN(
+          Stmt log,
+          c.Prepare(
+              "SELECT seq, memory_id FROM memory_changes WHERE seq > ? ORDER BY seq LIMIT 5000"));
       log.Bind(1, applied_seq_);
       std::vector<int64_t> ids;
       std::unordered_set<int64_t> seen;
@@ -632,10 +650,12 @@ Status MemoryService::SyncIndex() {
       }
       // Apply each memory's state as of this snapshot (not the logged op):
       // replay is idempotent and order-free.
-      DS_ASSIGN_OR_RETURN(Stmt cur, c.Prepare(
-          "SELECT m.project_id, m.content_type, m.archived, m.superseded_by IS NOT NULL, v.vec"
-          " FROM semantic_memory m LEFT JOIN memory_vectors v ON v.memory_id = m.id"
-          "   AND v.model = ? AND v.dim = ? WHERE m.id = ?"));
+      DS_ASSIGN_OR_RETURN(
+          Stmt cur,
+          c.Prepare(
+              "SELECT m.project_id, m.content_type, m.archived, m.superseded_by IS NOT NULL, v.vec"
+              " FROM semantic_memory m LEFT JOIN memory_vectors v ON v.memory_id = m.id"
+              "   AND v.model = ? AND v.dim = ? WHERE m.id = ?"));
       for (int64_t id : ids) {
         Change ch{id, std::nullopt, std::nullopt, false, false, {}};
         cur.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim())).Bind(3, id);
@@ -709,7 +729,8 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
   {
     std::vector<std::string> texts;
     texts.reserve(prepared.size());
-    for (const auto& p : prepared) texts.push_back(EmbeddingText(p.input.content, p.input.keywords));
+    for (const auto& p : prepared)
+      texts.push_back(EmbeddingText(p.input.content, p.input.keywords));
     auto vectors = embedder_.Embed(texts);
     if (vectors.ok() && vectors->size() == prepared.size()) {
       for (size_t i = 0; i < prepared.size(); ++i) {
@@ -761,9 +782,10 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
         if (existing.superseded_by && existing.file_path) {
           // An older snapshot of a file stored again (a revert) is current
           // again, and the snapshots that had replaced it step back.
-          DS_ASSIGN_OR_RETURN(Stmt cur, c.Prepare(
-              "SELECT id FROM semantic_memory WHERE project_id = ? AND file_path = ?"
-              " AND content_type = ? AND id <> ? AND superseded_by IS NULL"));
+          DS_ASSIGN_OR_RETURN(
+              Stmt cur,
+              c.Prepare("SELECT id FROM semantic_memory WHERE project_id = ? AND file_path = ?"
+                        " AND content_type = ? AND id <> ? AND superseded_by IS NULL"));
           cur.Bind(1, project_id).Bind(2, *existing.file_path).Bind(3, existing.content_type);
           cur.Bind(4, id);
           for (;;) {
@@ -790,20 +812,24 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
       }
       DS_RETURN_IF_ERROR(CheckLink(c, "SELECT project_id FROM intervention_plans WHERE id = ?",
                                    in.plan_id, "plan_id", project_id));
-      DS_RETURN_IF_ERROR(CheckLink(c, "SELECT pl.project_id FROM phases ph JOIN "
+      DS_RETURN_IF_ERROR(CheckLink(c,
+                                   "SELECT pl.project_id FROM phases ph JOIN "
                                    "intervention_plans pl ON pl.id = ph.plan_id WHERE ph.id = ?",
                                    in.phase_id, "phase_id", project_id));
-      DS_RETURN_IF_ERROR(CheckLink(c, "SELECT pl.project_id FROM micro_tasks t JOIN phases ph "
+      DS_RETURN_IF_ERROR(CheckLink(c,
+                                   "SELECT pl.project_id FROM micro_tasks t JOIN phases ph "
                                    "ON ph.id = t.phase_id JOIN intervention_plans pl ON pl.id = "
                                    "ph.plan_id WHERE t.id = ?",
                                    in.task_id, "task_id", project_id));
       DS_RETURN_IF_ERROR(CheckLink(c, "SELECT project_id FROM work_sessions WHERE id = ?",
                                    in.session_id, "session_id", project_id));
-      DS_ASSIGN_OR_RETURN(Stmt ins, c.Prepare(
-          "INSERT INTO semantic_memory(project_id, plan_id, phase_id, task_id, session_id,"
-          " content, content_type, content_format, source, file_path, keywords, content_hash,"
-          " relevance_score, pinned, created_at, updated_at)"
-          " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+      DS_ASSIGN_OR_RETURN(
+          Stmt ins,
+          c.Prepare(
+              "INSERT INTO semantic_memory(project_id, plan_id, phase_id, task_id, session_id,"
+              " content, content_type, content_format, source, file_path, keywords, content_hash,"
+              " relevance_score, pinned, created_at, updated_at)"
+              " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
       ins.Bind(1, project_id).Bind(2, in.plan_id).Bind(3, in.phase_id).Bind(4, in.task_id);
       ins.Bind(5, in.session_id).Bind(6, in.content).Bind(7, in.content_type);
       ins.Bind(8, in.content_format).Bind(9, in.source.value_or("api")).Bind(10, in.file_path);
@@ -817,9 +843,10 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
       }
       std::vector<int64_t> superseded;
       if (in.file_path) {
-        DS_ASSIGN_OR_RETURN(Stmt olds, c.Prepare(
-            "SELECT id FROM semantic_memory WHERE project_id = ? AND file_path = ?"
-            " AND content_type = ? AND id <> ? AND superseded_by IS NULL"));
+        DS_ASSIGN_OR_RETURN(
+            Stmt olds,
+            c.Prepare("SELECT id FROM semantic_memory WHERE project_id = ? AND file_path = ?"
+                      " AND content_type = ? AND id <> ? AND superseded_by IS NULL"));
         olds.Bind(1, project_id).Bind(2, *in.file_path).Bind(3, in.content_type).Bind(4, id);
         for (;;) {
           DS_ASSIGN_OR_RETURN(bool row, olds.Step());
@@ -846,8 +873,8 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
       // A revived duplicate (un-archived, or a reverted file snapshot): live again.
       for (const auto& r : results) {
         if (r.memory.id != op.id) continue;
-        index_.SetMeta(op.partition, op.id, MetaFor(r.memory.content_type, false,
-                                                   r.memory.superseded_by.has_value()));
+        index_.SetMeta(op.partition, op.id,
+                       MetaFor(r.memory.content_type, false, r.memory.superseded_by.has_value()));
         for (int64_t old : op.superseded) {
           index_.SetMeta(op.partition, old, MetaFor(r.memory.content_type, false, true));
         }
@@ -900,9 +927,9 @@ Result<MemoryService::Page> MemoryService::List(const MemoryFilter& f) {
     DS_ASSIGN_OR_RETURN(auto project_id, ProjectIdForRead(c, f.project));
     if (!project_id) return Status::Ok();
     FilterSql fs = BuildFilter(f, *project_id);
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT ") + kMemoryCols +
-                                          " FROM semantic_memory m WHERE" + fs.where +
-                                          " AND m.id < ? ORDER BY m.id DESC LIMIT ?"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s, c.Prepare(std::string("SELECT ") + kMemoryCols + " FROM semantic_memory m WHERE" +
+                          fs.where + " AND m.id < ? ORDER BY m.id DESC LIMIT ?"));
     int i = 1;
     for (const auto& a : fs.args) s.Bind(i++, a);
     s.Bind(i, after);
@@ -963,10 +990,12 @@ Result<Memory> MemoryService::Update(int64_t id, const MemoryPatch& patch) {
     if (patch.pinned) m.pinned = *patch.pinned;
     if (patch.archived) m.archived = *patch.archived;
     m.updated_at = NowTimestamp();
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        "UPDATE semantic_memory SET content=?2, keywords=?3, content_hash=?4, content_type=?5,"
-        " content_format=?6, relevance_score=?7, pinned=?8, archived=?9, updated_at=?10"
-        " WHERE id=?1"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s,
+        c.Prepare(
+            "UPDATE semantic_memory SET content=?2, keywords=?3, content_hash=?4, content_type=?5,"
+            " content_format=?6, relevance_score=?7, pinned=?8, archived=?9, updated_at=?10"
+            " WHERE id=?1"));
     s.Bind(1, id).Bind(2, m.content).Bind(3, EncodeStringList(m.keywords)).Bind(4, m.content_hash);
     s.Bind(5, m.content_type).Bind(6, m.content_format).Bind(7, m.relevance_score);
     s.Bind(8, static_cast<int64_t>(m.pinned)).Bind(9, static_cast<int64_t>(m.archived));
@@ -1110,11 +1139,12 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
         // Stage 2, only when filters rejected too much of that slice: the
         // exact joined query.
         const size_t slice = std::max<size_t>(fetch * 20, 200);
-        DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-            "SELECT m.id, t.score FROM (SELECT rowid AS id, bm25(memory_fts) AS score"
-            " FROM memory_fts WHERE memory_fts MATCH ? ORDER BY score LIMIT ?) t"
-            " JOIN semantic_memory m ON m.id = t.id WHERE" + fs.where +
-            " ORDER BY t.score LIMIT ?"));
+        DS_ASSIGN_OR_RETURN(
+            Stmt s,
+            c.Prepare("SELECT m.id, t.score FROM (SELECT rowid AS id, bm25(memory_fts) AS score"
+                      " FROM memory_fts WHERE memory_fts MATCH ? ORDER BY score LIMIT ?) t"
+                      " JOIN semantic_memory m ON m.id = t.id WHERE" +
+                      fs.where + " ORDER BY t.score LIMIT ?"));
         int i = 1;
         s.Bind(i++, selective);
         s.Bind(i++, static_cast<int64_t>(slice));
@@ -1134,10 +1164,11 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
           // term answers exactly (and cheaply when few rows match).
           keyword_ids.clear();
           bm25.clear();
-          DS_ASSIGN_OR_RETURN(Stmt full, c.Prepare(
-              "SELECT m.id, bm25(memory_fts) AS score FROM memory_fts"
-              " JOIN semantic_memory m ON m.id = memory_fts.rowid"
-              " WHERE memory_fts MATCH ? AND" + fs.where + " ORDER BY score LIMIT ?"));
+          DS_ASSIGN_OR_RETURN(Stmt full,
+                              c.Prepare("SELECT m.id, bm25(memory_fts) AS score FROM memory_fts"
+                                        " JOIN semantic_memory m ON m.id = memory_fts.rowid"
+                                        " WHERE memory_fts MATCH ? AND" +
+                                        fs.where + " ORDER BY score LIMIT ?"));
           int j = 1;
           full.Bind(j++, match);
           for (const auto& a : fs.args) full.Bind(j++, a);
@@ -1155,8 +1186,8 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
       std::unordered_set<int64_t> allowed;
       bool restrict_ids = NeedsIdFilter(f);
       if (restrict_ids) {
-        DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT m.id FROM semantic_memory m WHERE" +
-                                              fs.where));
+        DS_ASSIGN_OR_RETURN(Stmt s,
+                            c.Prepare("SELECT m.id FROM semantic_memory m WHERE" + fs.where));
         int i = 1;
         for (const auto& a : fs.args) s.Bind(i++, a);
         for (;;) {
@@ -1216,7 +1247,8 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
       auto it = rows.find(fh.id);
       if (it == rows.end()) continue;
       const Memory& m = it->second;
-      double factor = 1.0 + q.importance_boost * (2.0 * (m.relevance_score - 0.5) + (m.pinned ? 1 : 0));
+      double factor =
+          1.0 + q.importance_boost * (2.0 * (m.relevance_score - 0.5) + (m.pinned ? 1 : 0));
       if (q.recency_boost > 0) {
         double age_days = 0;
         if (auto created = ParseTimestamp(m.created_at)) {
@@ -1240,9 +1272,8 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
     // A ranking may be a moment stale (another process's write not replayed
     // yet, or the transitional fallback index): re-check the row itself.
     if (!f.include_archived && (m.archived || m.superseded_by)) continue;
-    if (!f.content_types.empty() &&
-        std::find(f.content_types.begin(), f.content_types.end(), m.content_type) ==
-            f.content_types.end()) {
+    if (!f.content_types.empty() && std::find(f.content_types.begin(), f.content_types.end(),
+                                              m.content_type) == f.content_types.end()) {
       continue;
     }
     SearchHit hit;
@@ -1257,13 +1288,16 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
   }
   if (q.record_access && !returned.empty()) {
     std::string ids = "[";
-    for (size_t i = 0; i < returned.size(); ++i) ids += (i ? "," : "") + std::to_string(returned[i]);
+    for (size_t i = 0; i < returned.size(); ++i)
+      ids += (i ? "," : "") + std::to_string(returned[i]);
     ids += "]";
     std::string now = NowTimestamp();
     Status st = db_.Write([&](Connection& c) -> Status {
-      DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-          "UPDATE semantic_memory SET access_count = access_count + 1, last_accessed_at = ?"
-          " WHERE id IN (SELECT value FROM json_each(?))"));
+      DS_ASSIGN_OR_RETURN(
+          Stmt s,
+          c.Prepare(
+              "UPDATE semantic_memory SET access_count = access_count + 1, last_accessed_at = ?"
+              " WHERE id IN (SELECT value FROM json_each(?))"));
       s.Bind(1, now).Bind(2, ids);
       return s.Run();
     });
@@ -1274,11 +1308,11 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
       }
     }
   }
-  result.took_ms = std::round(std::chrono::duration<double, std::milli>(
-                                  std::chrono::steady_clock::now() - t0)
-                                  .count() *
-                              1000) /
-                   1000;
+  result.took_ms =
+      std::round(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() *
+          1000) /
+      1000;
   return result;
 }
 
@@ -1300,11 +1334,14 @@ Result<MemoryStats> MemoryService::Stats(const std::optional<std::string>& proje
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
     DS_ASSIGN_OR_RETURN(auto project_id, ProjectIdForRead(c, project));
     if (!project_id) return Status::Ok();
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        "SELECT count(*), coalesce(sum(archived), 0), coalesce(sum(superseded_by IS NOT NULL), 0),"
-        " (SELECT count(*) FROM memory_vectors v JOIN semantic_memory x ON x.id = v.memory_id"
-        "  WHERE x.project_id = ?1 AND v.model = ?2)"
-        " FROM semantic_memory WHERE project_id = ?1"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s,
+        c.Prepare(
+            "SELECT count(*), coalesce(sum(archived), 0), coalesce(sum(superseded_by IS NOT NULL), "
+            "0),"
+            " (SELECT count(*) FROM memory_vectors v JOIN semantic_memory x ON x.id = v.memory_id"
+            "  WHERE x.project_id = ?1 AND v.model = ?2)"
+            " FROM semantic_memory WHERE project_id = ?1"));
     s.Bind(1, *project_id).Bind(2, embedder_.model());
     DS_RETURN_IF_ERROR(s.Step().status());
     st.memories = s.Int(0);
@@ -1329,11 +1366,12 @@ Result<int64_t> MemoryService::Reembed(int batch_size, const std::atomic<bool>* 
     };
     std::vector<Row> rows;
     DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
-      DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-          "SELECT m.id, m.project_id, m.content, m.keywords, m.content_type, m.archived,"
-          " m.superseded_by IS NOT NULL FROM semantic_memory m"
-          " WHERE NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.memory_id = m.id"
-          "   AND v.model = ? AND v.dim = ?) ORDER BY m.id LIMIT ?"));
+      DS_ASSIGN_OR_RETURN(
+          Stmt s,
+          c.Prepare("SELECT m.id, m.project_id, m.content, m.keywords, m.content_type, m.archived,"
+                    " m.superseded_by IS NOT NULL FROM semantic_memory m"
+                    " WHERE NOT EXISTS (SELECT 1 FROM memory_vectors v WHERE v.memory_id = m.id"
+                    "   AND v.model = ? AND v.dim = ?) ORDER BY m.id LIMIT ?"));
       s.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim()));
       s.Bind(3, static_cast<int64_t>(batch_size));
       for (;;) {

@@ -53,8 +53,8 @@ struct MemoryPatch {
 
 struct StoreResult {
   Memory memory;
-  bool deduplicated = false;  // an identical memory already existed; nothing new stored
-  int redactions = 0;         // secrets replaced before storing
+  bool deduplicated = false;        // an identical memory already existed; nothing new stored
+  int redactions = 0;               // secrets replaced before storing
   std::vector<int64_t> superseded;  // older snapshots of the same file this one replaces
 };
 
@@ -100,7 +100,7 @@ struct SearchHit {
 struct SearchResult {
   std::vector<SearchHit> hits;
   std::string vector_model;  // the model whose ranking was used ("" when none)
-  bool degraded = false;  // the embedder failed: keyword-only answer
+  bool degraded = false;     // the embedder failed: keyword-only answer
   std::string degraded_reason;
   double took_ms = 0;
 };

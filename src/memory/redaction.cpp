@@ -8,8 +8,12 @@ namespace {
 
 constexpr std::string_view kMark = "[REDACTED]";
 
-bool IsTokenChar(unsigned char c) { return std::isalnum(c) || c == '_' || c == '-'; }
-bool IsB64UrlChar(unsigned char c) { return std::isalnum(c) || c == '_' || c == '-'; }
+bool IsTokenChar(unsigned char c) {
+  return std::isalnum(c) || c == '_' || c == '-';
+}
+bool IsB64UrlChar(unsigned char c) {
+  return std::isalnum(c) || c == '_' || c == '-';
+}
 
 bool StartsWith(std::string_view s, size_t pos, std::string_view prefix) {
   return s.size() >= pos + prefix.size() && s.compare(pos, prefix.size(), prefix) == 0;
@@ -62,7 +66,8 @@ size_t MatchAwsKeyId(std::string_view s, size_t pos) {
               std::isdigit(static_cast<unsigned char>(s[end])))) {
         ++end;
       }
-      if (end - pos == 20 && (end == s.size() || !IsTokenChar(static_cast<unsigned char>(s[end])))) {
+      if (end - pos == 20 &&
+          (end == s.size() || !IsTokenChar(static_cast<unsigned char>(s[end])))) {
         return 20;
       }
     }
@@ -93,8 +98,8 @@ size_t MatchBearer(std::string_view s, size_t pos, size_t* keep) {
   size_t end = start;
   while (end < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[end]);
-    if (!(std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' ||
-          c == '/' || c == '=')) {
+    if (!(std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' ||
+          c == '=')) {
       break;
     }
     ++end;
@@ -116,8 +121,8 @@ size_t MatchBearer(std::string_view s, size_t pos, size_t* keep) {
 // key = value / key: value / "key": "value" where key names a secret.
 size_t MatchAssignment(std::string_view s, size_t pos, size_t* keep) {
   static const std::vector<std::string_view> kKeys{
-      "password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "api-key",
-      "access_key", "private_key", "client_secret", "auth_token", "secret_key"};
+      "password", "passwd",     "pwd",         "secret",        "token",      "api_key",   "apikey",
+      "api-key",  "access_key", "private_key", "client_secret", "auth_token", "secret_key"};
   if (!WordBoundaryBefore(s, pos)) return 0;
   // The key may carry a prefix/suffix (DB_PASSWORD, aws_secret_access_key).
   size_t key_end = SpanWhile(s, pos, IsTokenChar);
@@ -145,8 +150,9 @@ size_t MatchAssignment(std::string_view s, size_t pos, size_t* keep) {
   constexpr size_t kMaxValue = 512;
   while (i < s.size() && i - start <= kMaxValue) {
     char c = s[i];
-    if (quote ? c == quote : (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == ',' ||
-                              c == ';' || c == '&' || c == '"' || c == '\'')) {
+    if (quote ? c == quote
+              : (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == ',' || c == ';' ||
+                 c == '&' || c == '"' || c == '\'')) {
       break;
     }
     if (c == '\n') break;
@@ -156,8 +162,8 @@ size_t MatchAssignment(std::string_view s, size_t pos, size_t* keep) {
   // Skip empty values, runaway values and obvious placeholders / code references.
   if (len < 4 || len > kMaxValue) return 0;
   std::string_view value = s.substr(start, len);
-  if (value.front() == '$' || value.front() == '<' || value.front() == '{' ||
-      value == "null" || value == "None" || value == "true" || value == "false" ||
+  if (value.front() == '$' || value.front() == '<' || value.front() == '{' || value == "null" ||
+      value == "None" || value == "true" || value == "false" ||
       value.find("getenv") != std::string_view::npos ||
       value.find("environ") != std::string_view::npos || value == "[REDACTED]" ||
       (!quote && value.find('(') != std::string_view::npos)) {  // a call, not a literal
@@ -179,9 +185,16 @@ Redaction RedactSecrets(std::string_view s) {
     unsigned char c = static_cast<unsigned char>(s[pos]);
     // Dispatch on the first byte so the common case costs one switch.
     switch (c) {
-      case '-': len = MatchPem(s, pos); break;
-      case 'A': len = MatchAwsKeyId(s, pos); if (!len) len = MatchPrefixed(s, pos, "AIza", 30); break;
-      case 's': len = MatchPrefixed(s, pos, "sk-", 20); break;
+      case '-':
+        len = MatchPem(s, pos);
+        break;
+      case 'A':
+        len = MatchAwsKeyId(s, pos);
+        if (!len) len = MatchPrefixed(s, pos, "AIza", 30);
+        break;
+      case 's':
+        len = MatchPrefixed(s, pos, "sk-", 20);
+        break;
       case 'g':
         for (std::string_view p : {"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}) {
           if ((len = MatchPrefixed(s, pos, p, 30))) break;
@@ -193,10 +206,15 @@ Redaction RedactSecrets(std::string_view s) {
           if ((len = MatchPrefixed(s, pos, p, 10))) break;
         }
         break;
-      case 'e': len = MatchJwt(s, pos); break;
+      case 'e':
+        len = MatchJwt(s, pos);
+        break;
       case 'B':
-      case 'b': len = MatchBearer(s, pos, &keep); break;
-      default: break;
+      case 'b':
+        len = MatchBearer(s, pos, &keep);
+        break;
+      default:
+        break;
     }
     if (!len && std::isalpha(c)) len = MatchAssignment(s, pos, &keep);
     if (len) {

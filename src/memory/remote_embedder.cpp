@@ -315,8 +315,8 @@ Result<std::unique_ptr<Embedder>> MakeEmbedderFor(const EmbedderIdentity& id) {
   o.model = id.model_name;
   o.dim = id.dim;
   o.noise_floor = 0.2;
-  for (const char* var : {"DEVSTREAM_PREVIOUS_EMBEDDING_API_KEY", "DEVSTREAM_EMBEDDING_API_KEY",
-                          "OPENAI_API_KEY"}) {
+  for (const char* var :
+       {"DEVSTREAM_PREVIOUS_EMBEDDING_API_KEY", "DEVSTREAM_EMBEDDING_API_KEY", "OPENAI_API_KEY"}) {
     const char* v = std::getenv(var);
     if (v && *v) {
       o.api_key = v;
@@ -339,7 +339,8 @@ Result<VectorIndexOptions> VectorIndexOptionsFromEnv() {
       {"DEVSTREAM_HNSW_M", 4, 128, [&](long v) { o.hnsw.m = static_cast<int>(v); }},
       {"DEVSTREAM_HNSW_EF_CONSTRUCTION", 10, 4096,
        [&](long v) { o.hnsw.ef_construction = static_cast<int>(v); }},
-      {"DEVSTREAM_HNSW_EF_SEARCH", 10, 4096, [&](long v) { o.hnsw.ef_search = static_cast<int>(v); }},
+      {"DEVSTREAM_HNSW_EF_SEARCH", 10, 4096,
+       [&](long v) { o.hnsw.ef_search = static_cast<int>(v); }},
   };
   if (const char* v = std::getenv("DEVSTREAM_VECTOR_INT8"); v && *v) {
     std::string s(v);

@@ -46,8 +46,7 @@ void DotBatch(const float* query, const float* rows, size_t dim, size_t count, f
 }
 
 DS_SIMD_CLONES
-void DotBatchInt8(const int8_t* query, const int8_t* rows, size_t dim, size_t count,
-                  int32_t* out) {
+void DotBatchInt8(const int8_t* query, const int8_t* rows, size_t dim, size_t count, int32_t* out) {
   for (size_t r = 0; r < count; ++r) {
     const int8_t* row = rows + r * dim;
     int32_t acc[32] = {0};

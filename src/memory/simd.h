@@ -15,8 +15,7 @@ float Dot(const float* a, const float* b, size_t n);
 void DotBatch(const float* query, const float* rows, size_t dim, size_t count, float* out);
 // Integer dot products of an int8 query with `count` int8 rows of `dim`
 // values (int32 accumulation), for the quantised scan.
-void DotBatchInt8(const int8_t* query, const int8_t* rows, size_t dim, size_t count,
-                  int32_t* out);
+void DotBatchInt8(const int8_t* query, const int8_t* rows, size_t dim, size_t count, int32_t* out);
 // Symmetric int8 quantisation of one vector: q = round(v / scale), scale =
 // max|v| / 127 (returned; 0 for the zero vector).
 float QuantizeInt8(const float* v, size_t n, int8_t* out);

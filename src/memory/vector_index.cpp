@@ -15,7 +15,9 @@ bool Worse(const VectorHit& a, const VectorHit& b) {
 }
 // std heap functions build a max-heap under the comparator; "better" on top
 // would be a max-heap of best. We want the worst on top: compare by !Worse.
-bool HeapCmp(const VectorHit& a, const VectorHit& b) { return Worse(b, a); }
+bool HeapCmp(const VectorHit& a, const VectorHit& b) {
+  return Worse(b, a);
+}
 }  // namespace
 
 void TopK::Push(int64_t id, float score) {
@@ -32,12 +34,15 @@ void TopK::Push(int64_t id, float score) {
   std::push_heap(heap_.begin(), heap_.end(), HeapCmp);
 }
 
-float TopK::threshold() const { return heap_.empty() ? -1e30f : heap_.front().similarity; }
+float TopK::threshold() const {
+  return heap_.empty() ? -1e30f : heap_.front().similarity;
+}
 
 std::vector<VectorHit> TopK::Take() {
   std::vector<VectorHit> out = std::move(heap_);
   heap_.clear();
-  std::sort(out.begin(), out.end(), [](const VectorHit& a, const VectorHit& b) { return Worse(b, a); });
+  std::sort(out.begin(), out.end(),
+            [](const VectorHit& a, const VectorHit& b) { return Worse(b, a); });
   return out;
 }
 
@@ -79,7 +84,8 @@ void VectorIndex::PromoterLoop() {
 
 void VectorIndex::WaitForPromotions() {
   std::unique_lock<std::mutex> lock(promo_mu_);
-  promo_cv_.wait(lock, [&] { return promo_stop_ || (promo_queue_.empty() && promo_running_ == 0); });
+  promo_cv_.wait(lock,
+                 [&] { return promo_stop_ || (promo_queue_.empty() && promo_running_ == 0); });
 }
 
 void VectorIndex::Promote(const std::string& name) {
@@ -337,7 +343,9 @@ std::vector<VectorHit> VectorIndex::Search(const std::string& partition, const f
 }
 
 namespace {
-size_t Count(const auto& p) { return p.hnsw ? p.hnsw->size() : p.ids.size(); }
+size_t Count(const auto& p) {
+  return p.hnsw ? p.hnsw->size() : p.ids.size();
+}
 }  // namespace
 
 size_t VectorIndex::Size(const std::string& partition) const {

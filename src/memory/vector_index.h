@@ -14,16 +14,16 @@
 // reader lock per index, mutations take it exclusively.
 #pragma once
 
-#include <cstdint>
-#include <functional>
-#include <shared_mutex>
-#include <string>
-#include <unordered_map>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
+#include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -62,8 +62,7 @@ class VectorIndex {
   const VectorIndexOptions& options() const { return opts_; }
 
   // Inserts or replaces the vector of `memory_id` in `partition`.
-  void Upsert(const std::string& partition, int64_t memory_id, const float* vec,
-              VectorMeta meta);
+  void Upsert(const std::string& partition, int64_t memory_id, const float* vec, VectorMeta meta);
   void SetMeta(const std::string& partition, int64_t memory_id, VectorMeta meta);
   void Remove(const std::string& partition, int64_t memory_id);
   // Drops every partition (a full reload follows).

@@ -62,9 +62,15 @@ Status Stmt::Run() {
   }
 }
 
-bool Stmt::IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-int64_t Stmt::Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-double Stmt::Double(int col) const { return sqlite3_column_double(stmt_, col); }
+bool Stmt::IsNull(int col) const {
+  return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+}
+int64_t Stmt::Int(int col) const {
+  return sqlite3_column_int64(stmt_, col);
+}
+double Stmt::Double(int col) const {
+  return sqlite3_column_double(stmt_, col);
+}
 std::string Stmt::Text(int col) const {
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
   if (!p) return {};
@@ -91,8 +97,7 @@ std::string_view Stmt::Blob(int col) const {
 
 // ---- Connection ----
 
-Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
-                                                     const Options& opts) {
+Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, const Options& opts) {
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI |
               (opts.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
@@ -173,19 +178,28 @@ Status Connection::Exec(std::string_view sql) {
   return Status::Ok();
 }
 
-int64_t Connection::LastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
-int Connection::Changes() const { return sqlite3_changes(db_); }
+int64_t Connection::LastInsertRowid() const {
+  return sqlite3_last_insert_rowid(db_);
+}
+int Connection::Changes() const {
+  return sqlite3_changes(db_);
+}
 
 Status Connection::LastError(std::string_view context) const {
   int rc = sqlite3_extended_errcode(db_);
   std::string msg = std::string(context) + ": " + sqlite3_errmsg(db_);
   switch (rc & 0xff) {
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return Status::Unavailable("database busy (" + msg + ")");
-    case SQLITE_CONSTRAINT: return Status::Conflict(msg);
-    case SQLITE_TOOBIG: return Status::TooLarge(msg);
-    case SQLITE_FULL: return Status::Unavailable("disk full (" + msg + ")");
-    default: return Status::Internal("sqlite " + msg);
+    case SQLITE_LOCKED:
+      return Status::Unavailable("database busy (" + msg + ")");
+    case SQLITE_CONSTRAINT:
+      return Status::Conflict(msg);
+    case SQLITE_TOOBIG:
+      return Status::TooLarge(msg);
+    case SQLITE_FULL:
+      return Status::Unavailable("disk full (" + msg + ")");
+    default:
+      return Status::Internal("sqlite " + msg);
   }
 }
 
@@ -249,9 +263,8 @@ Status Database::Read(const std::function<Status(Connection&)>& fn) {
   std::unique_ptr<Connection> conn;
   {
     std::unique_lock<std::mutex> lock(pool_mu_);
-    pool_cv_.wait(lock, [&] {
-      return !idle_readers_.empty() || readers_open_ < opts_.reader_pool_size;
-    });
+    pool_cv_.wait(lock,
+                  [&] { return !idle_readers_.empty() || readers_open_ < opts_.reader_pool_size; });
     if (!idle_readers_.empty()) {
       conn = std::move(idle_readers_.back());
       idle_readers_.pop_back();

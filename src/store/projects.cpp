@@ -7,7 +7,9 @@
 namespace ds {
 namespace {
 constexpr char kProjectCols[] = "id, name, root_path, created_at";
-Project ReadProject(const Stmt& s) { return {s.Text(0), s.Text(1), s.OptText(2), s.Text(3)}; }
+Project ReadProject(const Stmt& s) {
+  return {s.Text(0), s.Text(1), s.OptText(2), s.Text(3)};
+}
 
 Status ValidateProjectName(const std::string& name);
 }  // namespace
@@ -24,8 +26,8 @@ Result<std::optional<Project>> FindProject(Connection& c, const std::string& nam
 namespace {
 Status ValidateProjectName(const std::string& name) {
   if (!IsValidUtf8(name)) {
-    return Status::InvalidArgument("project name must be valid UTF-8").WithDetail("field",
-                                                                                 "project");
+    return Status::InvalidArgument("project name must be valid UTF-8")
+        .WithDetail("field", "project");
   }
   size_t cps = 0;
   for (unsigned char ch : name) {
@@ -56,8 +58,8 @@ Result<Project> InsertProject(Connection& c, const std::string& name,
   s.Bind(1, p.id).Bind(2, p.name).Bind(3, p.root_path).Bind(4, p.created_at);
   Status st = s.Run();
   if (st.code() == StatusCode::kConflict) {
-    return Status::Conflict("a project named \"" + name + "\" or with root " +
-                            root.value_or("") + " already exists");
+    return Status::Conflict("a project named \"" + name + "\" or with root " + root.value_or("") +
+                            " already exists");
   }
   DS_RETURN_IF_ERROR(st);
   return p;
@@ -82,11 +84,10 @@ Result<std::optional<std::string>> ProjectIdForRead(Connection& c,
   return Status::NotFound("project \"" + key + "\" does not exist");
 }
 
-
 Result<std::vector<Project>> ListProjects(Connection& c) {
   std::vector<Project> out;
-  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT ") + kProjectCols +
-                                        " FROM projects ORDER BY name"));
+  DS_ASSIGN_OR_RETURN(
+      Stmt s, c.Prepare(std::string("SELECT ") + kProjectCols + " FROM projects ORDER BY name"));
   for (;;) {
     DS_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;

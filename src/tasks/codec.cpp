@@ -14,7 +14,8 @@ std::optional<int64_t> ReadVersion(ObjectReader& r) {
   return r.Int("version", false, 1, INT64_MAX);
 }
 
-void ReadDependencyItem(ObjectReader& r, const json::value& item, std::vector<TaskDependency>* out) {
+void ReadDependencyItem(ObjectReader& r, const json::value& item,
+                        std::vector<TaskDependency>* out) {
   TaskDependency dep;
   if (item.is_string()) {
     dep.id = std::string(item.get_string());
@@ -248,8 +249,10 @@ Result<TaskDependency> DecodeDependency(const json::value& body) {
   ObjectReader r(*obj, "dependency");
   std::vector<TaskDependency> deps;
   const json::value* v = r.Raw("depends_on");
-  if (!v) r.Fail("depends_on", "is required");
-  else ReadDependencyItem(r, *v, &deps);
+  if (!v)
+    r.Fail("depends_on", "is required");
+  else
+    ReadDependencyItem(r, *v, &deps);
   auto kind = r.Enum("kind", false, DependencyKinds());
   DS_RETURN_IF_ERROR(r.Finish());
   if (kind) deps[0].kind = *kind;
@@ -257,7 +260,9 @@ Result<TaskDependency> DecodeDependency(const json::value& body) {
 }
 
 json::object ToJson(const Project& p) {
-  return {{"id", p.id}, {"name", p.name}, {"root_path", OptionalJson(p.root_path)},
+  return {{"id", p.id},
+          {"name", p.name},
+          {"root_path", OptionalJson(p.root_path)},
           {"created_at", p.created_at}};
 }
 
@@ -337,8 +342,8 @@ json::object ToJson(const Task& t) {
 }
 
 json::object ToJson(const TaskEvent& e) {
-  return {{"id", e.id},         {"task_id", e.task_id}, {"from", OptionalJson(e.from_status)},
-          {"to", e.to_status},  {"actor", e.actor},     {"note", e.note},
+  return {{"id", e.id},        {"task_id", e.task_id}, {"from", OptionalJson(e.from_status)},
+          {"to", e.to_status}, {"actor", e.actor},     {"note", e.note},
           {"at", e.at}};
 }
 

@@ -44,7 +44,9 @@ bool IsTaskTransitionAllowed(std::string_view from, std::string_view to) {
   return std::find(allowed.begin(), allowed.end(), to) != allowed.end();
 }
 
-bool IsTaskDone(std::string_view status) { return status == "completed" || status == "skipped"; }
+bool IsTaskDone(std::string_view status) {
+  return status == "completed" || status == "skipped";
+}
 
 std::vector<std::string_view> AllowedPlanTransitions(std::string_view from) {
   if (from == "draft") return {"active", "cancelled", "archived"};
@@ -58,6 +60,8 @@ bool IsPlanTransitionAllowed(std::string_view from, std::string_view to) {
   return std::find(allowed.begin(), allowed.end(), to) != allowed.end();
 }
 
-bool IsPlanOpen(std::string_view status) { return status == "draft" || status == "active"; }
+bool IsPlanOpen(std::string_view status) {
+  return status == "draft" || status == "active";
+}
 
 }  // namespace ds::tasks

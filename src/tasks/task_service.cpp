@@ -18,7 +18,9 @@ constexpr int kMaxPageSize = 500;
 
 // ---- small helpers ----
 
-std::string EncodeCursor(const std::string& last_id) { return Base64UrlEncode("after:" + last_id); }
+std::string EncodeCursor(const std::string& last_id) {
+  return Base64UrlEncode("after:" + last_id);
+}
 
 Result<std::string> DecodeCursor(const std::optional<std::string>& cursor) {
   if (!cursor || cursor->empty()) return std::string();
@@ -30,7 +32,9 @@ Result<std::string> DecodeCursor(const std::optional<std::string>& cursor) {
   return raw->substr(6);
 }
 
-int ClampLimit(int limit) { return std::clamp(limit, 1, kMaxPageSize); }
+int ClampLimit(int limit) {
+  return std::clamp(limit, 1, kMaxPageSize);
+}
 
 Status CheckVersion(std::string_view what, const std::string& id, int64_t current,
                     std::optional<int64_t> expected) {
@@ -209,8 +213,8 @@ Status LoadTaskDeps(Connection& c, Task* t) {
 }
 
 Result<Task> LoadTask(Connection& c, const std::string& id) {
-  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT ") + kTaskCols + kTaskFrom +
-                                        " WHERE t.id = ?"));
+  DS_ASSIGN_OR_RETURN(
+      Stmt s, c.Prepare(std::string("SELECT ") + kTaskCols + kTaskFrom + " WHERE t.id = ?"));
   s.Bind(1, id);
   DS_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return Status::NotFound("task " + id + " does not exist");
@@ -245,8 +249,12 @@ struct PlanGraphModel {
   std::vector<Phase> phases;
 };
 
-std::string PhaseStart(const std::string& id) { return "start:" + id; }
-std::string PhaseDone(const std::string& id) { return "done:" + id; }
+std::string PhaseStart(const std::string& id) {
+  return "start:" + id;
+}
+std::string PhaseDone(const std::string& id) {
+  return "done:" + id;
+}
 
 Result<PlanGraphModel> BuildPlanGraph(Connection& c, const std::string& plan_id) {
   PlanGraphModel m;
@@ -267,8 +275,7 @@ Result<PlanGraphModel> BuildPlanGraph(Connection& c, const std::string& plan_id)
     for (const auto& d : t.depends_on) {
       auto from = m.graph.Find(d.id);
       if (!from) continue;
-      m.graph.AddEdge(*from, *m.graph.Find(t.id),
-                      d.kind == "soft" ? K::kSoft : K::kBlocking);
+      m.graph.AddEdge(*from, *m.graph.Find(t.id), d.kind == "soft" ? K::kSoft : K::kBlocking);
     }
   }
   for (const auto& p : m.phases) {
@@ -296,9 +303,10 @@ std::string CycleToText(const std::vector<std::string>& path) {
 // ---- roll-ups ----
 
 Status RollUpPhase(Connection& c, const std::string& phase_id) {
-  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-      "SELECT status, count(*), coalesce(sum(actual_duration_minutes), 0), min(id) "
-      "FROM micro_tasks WHERE phase_id = ? GROUP BY status"));
+  DS_ASSIGN_OR_RETURN(
+      Stmt s,
+      c.Prepare("SELECT status, count(*), coalesce(sum(actual_duration_minutes), 0), min(id) "
+                "FROM micro_tasks WHERE phase_id = ? GROUP BY status"));
   s.Bind(1, phase_id);
   std::map<std::string, int64_t> counts;
   std::map<std::string, std::string> example;
@@ -331,38 +339,44 @@ Status RollUpPhase(Connection& c, const std::string& phase_id) {
   } else {
     status = "pending";
   }
-  DS_ASSIGN_OR_RETURN(Stmt u, c.Prepare(
-      "UPDATE phases SET status = ?2, blocking_reason = ?3, actual_minutes = ?4,"
-      " started_at = CASE WHEN ?2 IN ('active','completed','blocked') AND started_at IS NULL"
-      "   THEN ?5 ELSE started_at END,"
-      " completed_at = CASE WHEN ?2 IN ('completed','skipped') THEN coalesce(completed_at, ?5)"
-      "   ELSE NULL END,"
-      " version = version + 1, updated_at = ?5"
-      " WHERE id = ?1 AND (status IS NOT ?2 OR blocking_reason IS NOT ?3"
-      "   OR actual_minutes IS NOT ?4)"));
+  DS_ASSIGN_OR_RETURN(
+      Stmt u,
+      c.Prepare(
+          "UPDATE phases SET status = ?2, blocking_reason = ?3, actual_minutes = ?4,"
+          " started_at = CASE WHEN ?2 IN ('active','completed','blocked') AND started_at IS NULL"
+          "   THEN ?5 ELSE started_at END,"
+          " completed_at = CASE WHEN ?2 IN ('completed','skipped') THEN coalesce(completed_at, ?5)"
+          "   ELSE NULL END,"
+          " version = version + 1, updated_at = ?5"
+          " WHERE id = ?1 AND (status IS NOT ?2 OR blocking_reason IS NOT ?3"
+          "   OR actual_minutes IS NOT ?4)"));
   u.Bind(1, phase_id).Bind(2, status).Bind(3, reason).Bind(5, NowTimestamp());
-  if (total > 0) u.Bind(4, minutes); else u.BindNull(4);
+  if (total > 0)
+    u.Bind(4, minutes);
+  else
+    u.BindNull(4);
   return u.Run();
 }
 
 Status RollUpPlan(Connection& c, const std::string& plan_id) {
   // Phases without tasks have nothing to complete: they neither hold a plan
   // open nor complete it.
-  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-      "SELECT count(*), coalesce(sum(status IN ('completed','skipped')), 0) FROM phases p "
-      "WHERE p.plan_id = ? AND EXISTS (SELECT 1 FROM micro_tasks t WHERE t.phase_id = p.id)"));
+  DS_ASSIGN_OR_RETURN(
+      Stmt s,
+      c.Prepare(
+          "SELECT count(*), coalesce(sum(status IN ('completed','skipped')), 0) FROM phases p "
+          "WHERE p.plan_id = ? AND EXISTS (SELECT 1 FROM micro_tasks t WHERE t.phase_id = p.id)"));
   s.Bind(1, plan_id);
   DS_ASSIGN_OR_RETURN(bool row, s.Step());
   (void)row;
   int64_t phases = s.Int(0), done = s.Int(1);
   bool all_done = phases > 0 && done == phases;
-  DS_ASSIGN_OR_RETURN(Stmt u, c.Prepare(
-      "UPDATE intervention_plans SET"
-      " status = CASE WHEN ?2 THEN 'completed' ELSE 'active' END,"
-      " completed_at = CASE WHEN ?2 THEN ?3 ELSE NULL END,"
-      " version = version + 1, updated_at = ?3"
-      " WHERE id = ?1 AND ((?2 AND status IN ('draft','active'))"
-      "   OR (NOT ?2 AND status = 'completed'))"));
+  DS_ASSIGN_OR_RETURN(Stmt u, c.Prepare("UPDATE intervention_plans SET"
+                                        " status = CASE WHEN ?2 THEN 'completed' ELSE 'active' END,"
+                                        " completed_at = CASE WHEN ?2 THEN ?3 ELSE NULL END,"
+                                        " version = version + 1, updated_at = ?3"
+                                        " WHERE id = ?1 AND ((?2 AND status IN ('draft','active'))"
+                                        "   OR (NOT ?2 AND status = 'completed'))"));
   u.Bind(1, plan_id).Bind(2, static_cast<int64_t>(all_done)).Bind(3, NowTimestamp());
   return u.Run();
 }
@@ -372,33 +386,34 @@ Status RollUp(Connection& c, const std::string& phase_id, const std::string& pla
   return RollUpPlan(c, plan_id);
 }
 
-Status InsertEvent(Connection& c, const std::string& task_id, const std::optional<std::string>& from,
-                   const std::string& to, const std::string& actor, const std::string& note) {
+Status InsertEvent(Connection& c, const std::string& task_id,
+                   const std::optional<std::string>& from, const std::string& to,
+                   const std::string& actor, const std::string& note) {
   DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO task_events(task_id, from_status, "
                                         "to_status, actor, note, at) VALUES(?,?,?,?,?,?)"));
-  s.Bind(1, task_id).Bind(2, from).Bind(3, to).Bind(4, actor).Bind(5, note).Bind(6,
-                                                                              NowTimestamp());
+  s.Bind(1, task_id).Bind(2, from).Bind(3, to).Bind(4, actor).Bind(5, note).Bind(6, NowTimestamp());
   return s.Run();
 }
 
 // Blocking dependencies and dependency phases not yet done, as ids.
 Result<std::vector<std::string>> UnmetPrerequisites(Connection& c, const Task& t) {
   std::vector<std::string> unmet;
-  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-      "SELECT x.id FROM task_dependencies d JOIN micro_tasks x ON x.id = d.depends_on"
-      " WHERE d.task_id = ? AND d.kind = 'blocking'"
-      "   AND x.status NOT IN ('completed','skipped') ORDER BY x.id"));
+  DS_ASSIGN_OR_RETURN(
+      Stmt s,
+      c.Prepare("SELECT x.id FROM task_dependencies d JOIN micro_tasks x ON x.id = d.depends_on"
+                " WHERE d.task_id = ? AND d.kind = 'blocking'"
+                "   AND x.status NOT IN ('completed','skipped') ORDER BY x.id"));
   s.Bind(1, t.id);
   for (;;) {
     DS_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
     unmet.push_back(s.Text(0));
   }
-  DS_ASSIGN_OR_RETURN(Stmt p, c.Prepare(
-      "SELECT DISTINCT pd.depends_on FROM phase_dependencies pd"
-      " JOIN micro_tasks qt ON qt.phase_id = pd.depends_on"
-      " WHERE pd.phase_id = ? AND qt.status NOT IN ('completed','skipped')"
-      " ORDER BY pd.depends_on"));
+  DS_ASSIGN_OR_RETURN(
+      Stmt p, c.Prepare("SELECT DISTINCT pd.depends_on FROM phase_dependencies pd"
+                        " JOIN micro_tasks qt ON qt.phase_id = pd.depends_on"
+                        " WHERE pd.phase_id = ? AND qt.status NOT IN ('completed','skipped')"
+                        " ORDER BY pd.depends_on"));
   p.Bind(1, t.phase_id);
   for (;;) {
     DS_ASSIGN_OR_RETURN(bool row, p.Step());
@@ -412,8 +427,8 @@ Status ValidatePhaseDeps(Connection& c, const std::string& plan_id, const std::s
                          const std::vector<std::string>& deps) {
   for (const auto& d : deps) {
     if (self && d == *self) {
-      return Status::InvalidArgument("phase cannot depend on itself").WithDetail("field",
-                                                                                  "depends_on");
+      return Status::InvalidArgument("phase cannot depend on itself")
+          .WithDetail("field", "depends_on");
     }
     auto found = LoadPhase(c, d);
     if (!found.ok() && found.status().code() == StatusCode::kNotFound) {
@@ -454,8 +469,8 @@ Status CheckAcyclic(Connection& c, const std::string& plan_id) {
 Status AddTaskDeps(Connection& c, const Task& t, const std::vector<TaskDependency>& deps) {
   for (const auto& d : deps) {
     if (d.id == t.id) {
-      return Status::InvalidArgument("task cannot depend on itself").WithDetail("field",
-                                                                                 "depends_on");
+      return Status::InvalidArgument("task cannot depend on itself")
+          .WithDetail("field", "depends_on");
     }
     auto dep = LoadTask(c, d.id);
     if (!dep.ok()) {
@@ -470,9 +485,9 @@ Status AddTaskDeps(Connection& c, const Task& t, const std::vector<TaskDependenc
                                      " belongs to another plan; dependencies stay within a plan")
           .WithDetail("field", "depends_on");
     }
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        "INSERT INTO task_dependencies(task_id, depends_on, kind) VALUES(?,?,?)"
-        " ON CONFLICT(task_id, depends_on) DO UPDATE SET kind = excluded.kind"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s, c.Prepare("INSERT INTO task_dependencies(task_id, depends_on, kind) VALUES(?,?,?)"
+                          " ON CONFLICT(task_id, depends_on) DO UPDATE SET kind = excluded.kind"));
     s.Bind(1, t.id).Bind(2, d.id).Bind(3, d.kind);
     DS_RETURN_IF_ERROR(s.Run());
   }
@@ -541,10 +556,11 @@ Result<Plan> TaskService::CreatePlan(const PlanInput& in) {
     p.tags = in.tags;
     p.metadata = in.metadata;
     p.created_at = p.updated_at = NowTimestamp();
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        "INSERT INTO intervention_plans(id, project_id, title, description, objectives,"
-        " expected_outcome, status, priority, estimated_hours, tags, metadata, version,"
-        " created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?,?)"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s,
+        c.Prepare("INSERT INTO intervention_plans(id, project_id, title, description, objectives,"
+                  " expected_outcome, status, priority, estimated_hours, tags, metadata, version,"
+                  " created_at, updated_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,1,?,?)"));
     s.Bind(1, p.id).Bind(2, p.project_id).Bind(3, p.title).Bind(4, p.description);
     s.Bind(5, EncodeStringList(p.objectives)).Bind(6, p.expected_outcome).Bind(7, p.status);
     s.Bind(8, p.priority).Bind(9, p.estimated_hours).Bind(10, EncodeStringList(p.tags));
@@ -623,10 +639,12 @@ Result<Plan> TaskService::UpdatePlan(const std::string& id, const PlanPatch& pat
     if (patch.metadata) p.metadata = *patch.metadata;
     p.version += 1;
     p.updated_at = NowTimestamp();
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        "UPDATE intervention_plans SET title=?2, description=?3, objectives=?4,"
-        " expected_outcome=?5, status=?6, priority=?7, estimated_hours=?8, actual_hours=?9,"
-        " tags=?10, metadata=?11, version=?12, updated_at=?13 WHERE id=?1"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s,
+        c.Prepare(
+            "UPDATE intervention_plans SET title=?2, description=?3, objectives=?4,"
+            " expected_outcome=?5, status=?6, priority=?7, estimated_hours=?8, actual_hours=?9,"
+            " tags=?10, metadata=?11, version=?12, updated_at=?13 WHERE id=?1"));
     s.Bind(1, p.id).Bind(2, p.title).Bind(3, p.description).Bind(4, EncodeStringList(p.objectives));
     s.Bind(5, p.expected_outcome).Bind(6, p.status).Bind(7, p.priority);
     s.Bind(8, p.estimated_hours).Bind(9, p.actual_hours).Bind(10, EncodeStringList(p.tags));
@@ -654,11 +672,12 @@ Status TaskService::DeletePlan(const std::string& id, std::optional<int64_t> exp
 namespace {
 Result<Progress> ComputeProgress(Connection& c, const std::string& plan_id) {
   Progress pr;
-  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-      "SELECT t.status, count(*), coalesce(sum(t.context_tokens_used), 0),"
-      " coalesce(sum(t.actual_duration_minutes), 0)"
-      " FROM micro_tasks t JOIN phases ph ON ph.id = t.phase_id WHERE ph.plan_id = ?"
-      " GROUP BY t.status"));
+  DS_ASSIGN_OR_RETURN(
+      Stmt s,
+      c.Prepare("SELECT t.status, count(*), coalesce(sum(t.context_tokens_used), 0),"
+                " coalesce(sum(t.actual_duration_minutes), 0)"
+                " FROM micro_tasks t JOIN phases ph ON ph.id = t.phase_id WHERE ph.plan_id = ?"
+                " GROUP BY t.status"));
   s.Bind(1, plan_id);
   for (;;) {
     DS_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -668,12 +687,18 @@ Result<Progress> ComputeProgress(Connection& c, const std::string& plan_id) {
     pr.total += n;
     pr.context_tokens_used += s.Int(2);
     pr.actual_minutes += s.Int(3);
-    if (st == "pending") pr.pending = n;
-    else if (st == "active") pr.active = n;
-    else if (st == "completed") pr.completed = n;
-    else if (st == "failed") pr.failed = n;
-    else if (st == "skipped") pr.skipped = n;
-    else if (st == "blocked") pr.blocked = n;
+    if (st == "pending")
+      pr.pending = n;
+    else if (st == "active")
+      pr.active = n;
+    else if (st == "completed")
+      pr.completed = n;
+    else if (st == "failed")
+      pr.failed = n;
+    else if (st == "skipped")
+      pr.skipped = n;
+    else if (st == "blocked")
+      pr.blocked = n;
   }
   if (pr.total > 0) {
     pr.percent = std::round(1000.0 * (pr.completed + pr.skipped) / pr.total) / 10.0;
@@ -712,10 +737,11 @@ Result<Phase> TaskService::CreatePhase(const std::string& plan_id, const PhaseIn
     }
     std::string id = NewId("phs");
     std::string now = NowTimestamp();
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        "INSERT INTO phases(id, plan_id, name, description, sequence_order, status,"
-        " estimated_minutes, completion_criteria, version, created_at, updated_at)"
-        " VALUES(?,?,?,?,?,'pending',?,?,1,?,?)"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s,
+        c.Prepare("INSERT INTO phases(id, plan_id, name, description, sequence_order, status,"
+                  " estimated_minutes, completion_criteria, version, created_at, updated_at)"
+                  " VALUES(?,?,?,?,?,'pending',?,?,1,?,?)"));
     s.Bind(1, id).Bind(2, plan_id).Bind(3, in.name).Bind(4, in.description).Bind(5, order);
     s.Bind(6, in.estimated_minutes).Bind(7, in.completion_criteria).Bind(8, now).Bind(9, now);
     DS_RETURN_IF_ERROR(s.Run());
@@ -759,9 +785,11 @@ Result<Phase> TaskService::UpdatePhase(const std::string& id, const PhasePatch& 
     if (patch.completion_criteria) p.completion_criteria = *patch.completion_criteria;
     if (patch.sequence_order) p.sequence_order = *patch.sequence_order;
     if (patch.estimated_minutes) p.estimated_minutes = *patch.estimated_minutes;
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        "UPDATE phases SET name=?2, description=?3, completion_criteria=?4, sequence_order=?5,"
-        " estimated_minutes=?6, version=version+1, updated_at=?7 WHERE id=?1"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s,
+        c.Prepare(
+            "UPDATE phases SET name=?2, description=?3, completion_criteria=?4, sequence_order=?5,"
+            " estimated_minutes=?6, version=version+1, updated_at=?7 WHERE id=?1"));
     s.Bind(1, id).Bind(2, p.name).Bind(3, p.description).Bind(4, p.completion_criteria);
     s.Bind(5, p.sequence_order).Bind(6, p.estimated_minutes).Bind(7, NowTimestamp());
     DS_RETURN_IF_ERROR(s.Run());
@@ -808,16 +836,20 @@ Result<Task> TaskService::CreateTask(const std::string& phase_id, const TaskInpu
     t.plan_id = phase.plan_id;
     std::string now = NowTimestamp();
     int estimated = in.estimated_minutes.value_or(in.max_duration_minutes);
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        "INSERT INTO micro_tasks(id, phase_id, title, description, task_type, status, priority,"
-        " max_duration_minutes, estimated_minutes, max_context_tokens, assigned_agent,"
-        " input_files, output_files, acceptance_criteria, notes, max_retries, version,"
-        " created_at, updated_at) VALUES(?,?,?,?,?,'pending',?,?,?,?,?,?,?,?,?,?,1,?,?)"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s,
+        c.Prepare(
+            "INSERT INTO micro_tasks(id, phase_id, title, description, task_type, status, priority,"
+            " max_duration_minutes, estimated_minutes, max_context_tokens, assigned_agent,"
+            " input_files, output_files, acceptance_criteria, notes, max_retries, version,"
+            " created_at, updated_at) VALUES(?,?,?,?,?,'pending',?,?,?,?,?,?,?,?,?,?,1,?,?)"));
     s.Bind(1, t.id).Bind(2, phase_id).Bind(3, in.title).Bind(4, in.description);
     s.Bind(5, in.task_type).Bind(6, in.priority).Bind(7, in.max_duration_minutes);
     s.Bind(8, estimated).Bind(9, in.max_context_tokens).Bind(10, in.assigned_agent);
     s.Bind(11, EncodeStringList(in.input_files)).Bind(12, EncodeStringList(in.output_files));
-    s.Bind(13, EncodeStringList(in.acceptance_criteria)).Bind(14, in.notes).Bind(15, in.max_retries);
+    s.Bind(13, EncodeStringList(in.acceptance_criteria))
+        .Bind(14, in.notes)
+        .Bind(15, in.max_retries);
     s.Bind(16, now).Bind(17, now);
     DS_RETURN_IF_ERROR(s.Run());
     DS_RETURN_IF_ERROR(AddTaskDeps(c, t, in.depends_on));
@@ -850,15 +882,19 @@ Result<Page<Task>> TaskService::ListTasks(const TaskFilter& f) {
       DS_ASSIGN_OR_RETURN(project_id, ProjectIdForRead(c, f.project));
       if (!project_id) return Status::Ok();
     }
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        std::string("SELECT ") + kTaskCols + kTaskFrom +
-        " WHERE (?1 IS NULL OR pl.project_id = ?1) AND (?2 IS NULL OR t.status = ?2)"
-        " AND (?3 IS NULL OR ph.plan_id = ?3) AND (?4 IS NULL OR t.phase_id = ?4)"
-        " AND (?5 IS NULL OR t.task_type = ?5) AND (?6 IS NULL OR t.assigned_agent = ?6)"
-        " AND (?7 IS NULL OR t.priority >= ?7) AND t.id > ?8 ORDER BY t.id LIMIT ?9"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s,
+        c.Prepare(std::string("SELECT ") + kTaskCols + kTaskFrom +
+                  " WHERE (?1 IS NULL OR pl.project_id = ?1) AND (?2 IS NULL OR t.status = ?2)"
+                  " AND (?3 IS NULL OR ph.plan_id = ?3) AND (?4 IS NULL OR t.phase_id = ?4)"
+                  " AND (?5 IS NULL OR t.task_type = ?5) AND (?6 IS NULL OR t.assigned_agent = ?6)"
+                  " AND (?7 IS NULL OR t.priority >= ?7) AND t.id > ?8 ORDER BY t.id LIMIT ?9"));
     s.Bind(1, project_id).Bind(2, f.status).Bind(3, f.plan_id).Bind(4, f.phase_id);
     s.Bind(5, f.task_type).Bind(6, f.assigned_agent);
-    if (f.priority_min) s.Bind(7, *f.priority_min); else s.BindNull(7);
+    if (f.priority_min)
+      s.Bind(7, *f.priority_min);
+    else
+      s.BindNull(7);
     s.Bind(8, after).Bind(9, limit + 1);
     for (;;) {
       DS_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -906,11 +942,14 @@ Result<Task> TaskService::UpdateTask(const std::string& id, const TaskPatch& pat
     if (patch.input_files) t.input_files = *patch.input_files;
     if (patch.output_files) t.output_files = *patch.output_files;
     if (patch.acceptance_criteria) t.acceptance_criteria = *patch.acceptance_criteria;
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        "UPDATE micro_tasks SET title=?2, description=?3, task_type=?4, notes=?5, priority=?6,"
-        " max_duration_minutes=?7, estimated_minutes=?8, max_retries=?9, max_context_tokens=?10,"
-        " assigned_agent=?11, input_files=?12, output_files=?13, acceptance_criteria=?14,"
-        " version=version+1, updated_at=?15 WHERE id=?1"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s,
+        c.Prepare(
+            "UPDATE micro_tasks SET title=?2, description=?3, task_type=?4, notes=?5, priority=?6,"
+            " max_duration_minutes=?7, estimated_minutes=?8, max_retries=?9, "
+            "max_context_tokens=?10,"
+            " assigned_agent=?11, input_files=?12, output_files=?13, acceptance_criteria=?14,"
+            " version=version+1, updated_at=?15 WHERE id=?1"));
     s.Bind(1, id).Bind(2, t.title).Bind(3, t.description).Bind(4, t.task_type).Bind(5, t.notes);
     s.Bind(6, t.priority).Bind(7, t.max_duration_minutes).Bind(8, t.estimated_minutes);
     s.Bind(9, t.max_retries).Bind(10, t.max_context_tokens).Bind(11, t.assigned_agent);
@@ -944,9 +983,9 @@ Result<Task> TaskService::Transition(const std::string& id, const TransitionInpu
       auto allowed = AllowedTaskTransitions(t.status);
       std::string list;
       for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      return Status::Conflict("task " + id + " cannot move from " + t.status + " to " + in.to +
-                              (allowed.empty() ? " (" + t.status + " is final)"
-                                               : "; allowed: " + list))
+      return Status::Conflict(
+                 "task " + id + " cannot move from " + t.status + " to " + in.to +
+                 (allowed.empty() ? " (" + t.status + " is final)" : "; allowed: " + list))
           .WithDetail("from", json::string(t.status))
           .WithDetail("to", json::string(in.to))
           .WithDetail("allowed", ToJsonArray(allowed));
@@ -990,18 +1029,20 @@ Result<Task> TaskService::Transition(const std::string& id, const TransitionInpu
     // A retry is a second attempt: active -> pending (released) or failed ->
     // pending. blocked -> pending is an unblock, not a retry.
     bool retry = in.to == "pending" && (t.status == "active" || t.status == "failed");
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        "UPDATE micro_tasks SET status = ?2, version = version + 1, updated_at = ?3,"
-        " started_at = CASE WHEN ?2 = 'active' THEN coalesce(started_at, ?3) ELSE started_at END,"
-        " completed_at = CASE WHEN ?2 IN ('completed','skipped') THEN ?3 ELSE NULL END,"
-        " actual_duration_minutes = CASE WHEN ?2 = 'completed' THEN ?4"
-        "   ELSE actual_duration_minutes END,"
-        " context_tokens_used = coalesce(?5, context_tokens_used),"
-        " error_log = ?6, retry_count = retry_count + ?7,"
-        " assigned_agent = CASE WHEN ?2 = 'active' THEN coalesce(?8, assigned_agent)"
-        "   ELSE assigned_agent END,"
-        " lease_owner = NULL, lease_expires_at = NULL"
-        " WHERE id = ?1"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s,
+        c.Prepare("UPDATE micro_tasks SET status = ?2, version = version + 1, updated_at = ?3,"
+                  " started_at = CASE WHEN ?2 = 'active' THEN coalesce(started_at, ?3) ELSE "
+                  "started_at END,"
+                  " completed_at = CASE WHEN ?2 IN ('completed','skipped') THEN ?3 ELSE NULL END,"
+                  " actual_duration_minutes = CASE WHEN ?2 = 'completed' THEN ?4"
+                  "   ELSE actual_duration_minutes END,"
+                  " context_tokens_used = coalesce(?5, context_tokens_used),"
+                  " error_log = ?6, retry_count = retry_count + ?7,"
+                  " assigned_agent = CASE WHEN ?2 = 'active' THEN coalesce(?8, assigned_agent)"
+                  "   ELSE assigned_agent END,"
+                  " lease_owner = NULL, lease_expires_at = NULL"
+                  " WHERE id = ?1"));
     s.Bind(1, id).Bind(2, in.to).Bind(3, now).Bind(4, duration).Bind(5, in.context_tokens_used);
     s.Bind(6, error_log).Bind(7, static_cast<int64_t>(retry)).Bind(8, in.actor);
     DS_RETURN_IF_ERROR(s.Run());
@@ -1036,9 +1077,9 @@ Result<Task> TaskService::AddDependency(const std::string& task_id, const TaskDe
       auto path = m.graph.Path(*m.graph.Find(task_id), *m.graph.Find(dep.id));
       if (!path.empty()) {
         path.push_back(task_id);
-        return Status::Conflict("making " + task_id + " depend on " + dep.id +
-                                " would create a cycle (prerequisite -> dependent): " +
-                                CycleToText(path))
+        return Status::Conflict(
+                   "making " + task_id + " depend on " + dep.id +
+                   " would create a cycle (prerequisite -> dependent): " + CycleToText(path))
             .WithDetail("cycle", CycleToJson(path));
       }
     }
@@ -1082,8 +1123,8 @@ Result<std::vector<TaskEvent>> TaskService::Events(const std::string& task_id) {
     for (;;) {
       DS_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
-      out.push_back({s.Int(0), s.Text(1), s.OptText(2), s.Text(3), s.Text(4), s.Text(5),
-                     s.Text(6)});
+      out.push_back(
+          {s.Int(0), s.Text(1), s.OptText(2), s.Text(3), s.Text(4), s.Text(5), s.Text(6)});
     }
     return Status::Ok();
   }));
@@ -1102,17 +1143,17 @@ Result<std::vector<Task>> TaskService::Ready(const ReadyFilter& f) {
       DS_ASSIGN_OR_RETURN(project_id, ProjectIdForRead(c, f.project));
       if (!project_id) return Status::Ok();
     }
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-        std::string("SELECT ") + kTaskCols + kTaskFrom +
-        " WHERE t.status = 'pending' AND pl.status IN ('draft','active')"
-        " AND (?1 IS NULL OR pl.project_id = ?1) AND (?2 IS NULL OR pl.id = ?2)"
-        " AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN micro_tasks x"
-        "   ON x.id = d.depends_on WHERE d.task_id = t.id AND d.kind = 'blocking'"
-        "   AND x.status NOT IN ('completed','skipped'))"
-        " AND NOT EXISTS (SELECT 1 FROM phase_dependencies pd JOIN micro_tasks qt"
-        "   ON qt.phase_id = pd.depends_on WHERE pd.phase_id = t.phase_id"
-        "   AND qt.status NOT IN ('completed','skipped'))"
-        " ORDER BY t.priority DESC, t.id"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s, c.Prepare(std::string("SELECT ") + kTaskCols + kTaskFrom +
+                          " WHERE t.status = 'pending' AND pl.status IN ('draft','active')"
+                          " AND (?1 IS NULL OR pl.project_id = ?1) AND (?2 IS NULL OR pl.id = ?2)"
+                          " AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN micro_tasks x"
+                          "   ON x.id = d.depends_on WHERE d.task_id = t.id AND d.kind = 'blocking'"
+                          "   AND x.status NOT IN ('completed','skipped'))"
+                          " AND NOT EXISTS (SELECT 1 FROM phase_dependencies pd JOIN micro_tasks qt"
+                          "   ON qt.phase_id = pd.depends_on WHERE pd.phase_id = t.phase_id"
+                          "   AND qt.status NOT IN ('completed','skipped'))"
+                          " ORDER BY t.priority DESC, t.id"));
     s.Bind(1, project_id).Bind(2, f.plan_id);
     for (;;) {
       DS_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -1166,10 +1207,14 @@ Result<PlanGraph> TaskService::Graph(const std::string& plan_id) {
 }
 
 json::object ToJson(const Progress& p) {
-  return {{"total", p.total},         {"pending", p.pending},
-          {"active", p.active},       {"completed", p.completed},
-          {"failed", p.failed},       {"skipped", p.skipped},
-          {"blocked", p.blocked},     {"percent", JsonNumber(p.percent)},
+  return {{"total", p.total},
+          {"pending", p.pending},
+          {"active", p.active},
+          {"completed", p.completed},
+          {"failed", p.failed},
+          {"skipped", p.skipped},
+          {"blocked", p.blocked},
+          {"percent", JsonNumber(p.percent)},
           {"context_tokens_used", p.context_tokens_used},
           {"actual_minutes", p.actual_minutes}};
 }
@@ -1190,8 +1235,8 @@ json::object ToJson(const PlanGraph& g) {
   for (const auto& p : g.phases) {
     json::array deps;
     for (const auto& d : p.depends_on) deps.emplace_back(d);
-    phases.push_back(json::object{{"id", p.id}, {"name", p.name}, {"status", p.status},
-                                  {"depends_on", std::move(deps)}});
+    phases.push_back(json::object{
+        {"id", p.id}, {"name", p.name}, {"status", p.status}, {"depends_on", std::move(deps)}});
   }
   for (const auto& id : g.order) order.emplace_back(id);
   for (const auto& level : g.levels) {

@@ -32,7 +32,8 @@ TEST_F(CliTest, WalkthroughWithJsonOutput) {
   std::string phase_id = JsonId(phase);
   auto a = Run({"--json", "task", "create", phase_id, "--title", "First", "--estimate", "3"});
   ASSERT_EQ(a.exit_code, 0) << a.err;
-  auto b = Run({"--json", "task", "create", phase_id, "--title", "Second", "--depends-on", JsonId(a)});
+  auto b =
+      Run({"--json", "task", "create", phase_id, "--title", "Second", "--depends-on", JsonId(a)});
   ASSERT_EQ(b.exit_code, 0) << b.err;
   auto start_b = Run({"task", "transition", JsonId(b), "active"});
   EXPECT_EQ(start_b.exit_code, 1);
@@ -58,7 +59,7 @@ TEST_F(CliTest, WalkthroughWithJsonOutput) {
 
 TEST_F(CliTest, UsageErrorsExitTwoWithOneLine) {
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"plan", "create"},                                     // missing --title
+           {"plan", "create"},                                      // missing --title
            {"plan", "create", "--title", "x", "--priority", "11"},  // out of range
            {"plan", "create", "--title", "x", "--priority", "high"},
            {"plan", "list", "--bogus"},

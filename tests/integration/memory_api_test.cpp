@@ -56,10 +56,11 @@ std::vector<int64_t> Ids(const json::value& list, const char* key = "items") {
 }
 
 TEST_F(MemoryApiTest, StoreGetListPatchForgetDelete) {
-  auto created = Post("/api/v1/memories",
-                      MemoryBody("Use WAL mode so readers never block the writer", "decision",
-                                 ",\"keywords\":[\"sqlite\",\"wal\"],\"content_format\":\"markdown\","
-                                 "\"relevance_score\":0.9"));
+  auto created =
+      Post("/api/v1/memories",
+           MemoryBody("Use WAL mode so readers never block the writer", "decision",
+                      ",\"keywords\":[\"sqlite\",\"wal\"],\"content_format\":\"markdown\","
+                      "\"relevance_score\":0.9"));
   ASSERT_EQ(created.status, 201) << created.body;
   EXPECT_EQ(created.Header("content-type"), "application/json");
   auto m = created.Json();
@@ -76,8 +77,8 @@ TEST_F(MemoryApiTest, StoreGetListPatchForgetDelete) {
   EXPECT_FALSE(m.at("archived").as_bool());
 
   // Same content again: 200 with the existing id.
-  auto dup = Post("/api/v1/memories", MemoryBody("Use WAL mode so readers never block the writer",
-                                                 "decision"));
+  auto dup = Post("/api/v1/memories",
+                  MemoryBody("Use WAL mode so readers never block the writer", "decision"));
   ASSERT_EQ(dup.status, 200) << dup.body;
   EXPECT_TRUE(dup.Json().at("deduplicated").as_bool());
   EXPECT_EQ(dup.Json().at("id").as_int64(), id);
@@ -89,7 +90,8 @@ TEST_F(MemoryApiTest, StoreGetListPatchForgetDelete) {
 
   std::vector<int64_t> ids = {id};
   for (int i = 0; i < 5; ++i) {
-    ids.push_back(Store(MemoryBody("paginated note " + std::to_string(i), i % 2 ? "error" : "learning")));
+    ids.push_back(
+        Store(MemoryBody("paginated note " + std::to_string(i), i % 2 ? "error" : "learning")));
   }
   // Cursor pagination, newest first.
   std::vector<int64_t> seen;
@@ -109,10 +111,12 @@ TEST_F(MemoryApiTest, StoreGetListPatchForgetDelete) {
   EXPECT_EQ(Ids(Get("/api/v1/memories?content_type=error").Json()),
             (std::vector<int64_t>{ids[4], ids[2]}));
 
-  auto patched = Patch(MemPath(id), R"({"content":"Use WAL mode; checkpoint on shutdown","pinned":true})");
+  auto patched =
+      Patch(MemPath(id), R"({"content":"Use WAL mode; checkpoint on shutdown","pinned":true})");
   ASSERT_EQ(patched.status, 200) << patched.body;
   EXPECT_TRUE(patched.Json().at("pinned").as_bool());
-  EXPECT_EQ(Get(MemPath(id)).Json().at("content").as_string(), "Use WAL mode; checkpoint on shutdown");
+  EXPECT_EQ(Get(MemPath(id)).Json().at("content").as_string(),
+            "Use WAL mode; checkpoint on shutdown");
   auto found = Post("/api/v1/search", R"({"query":"checkpoint","mode":"keyword"})");
   ASSERT_EQ(found.status, 200) << found.body;
   EXPECT_EQ(Ids(found.Json(), "results"), (std::vector<int64_t>{id}));
@@ -177,7 +181,8 @@ TEST_F(MemoryApiTest, BatchStoresAllOrNothing) {
   auto items = j.at("items").as_array();
   EXPECT_EQ(items[0].at("id").as_int64(), items[2].at("id").as_int64());
   EXPECT_TRUE(items[2].at("deduplicated").as_bool());
-  EXPECT_EQ(Get(MemPath(items[1].at("id").as_int64())).Json().at("content").as_string(), "batch two");
+  EXPECT_EQ(Get(MemPath(items[1].at("id").as_int64())).Json().at("content").as_string(),
+            "batch two");
 
   std::string before = DumpDatabase(db_);
   auto bad = Post("/api/v1/memories/batch",
@@ -226,7 +231,8 @@ TEST_F(MemoryApiTest, SearchResultShape) {
   EXPECT_TRUE(top.at("bm25").is_number());
   EXPECT_GT(top.at("score").to_number<double>(), 0.0);
   for (size_t i = 1; i < results.size(); ++i) {
-    EXPECT_GE(results[i - 1].at("score").to_number<double>(), results[i].at("score").to_number<double>());
+    EXPECT_GE(results[i - 1].at("score").to_number<double>(),
+              results[i].at("score").to_number<double>());
   }
 
   auto kw = Post("/api/v1/search", R"({"query":"middleware","mode":"keyword"})").Json();
@@ -235,7 +241,8 @@ TEST_F(MemoryApiTest, SearchResultShape) {
   EXPECT_TRUE(kw.at("results").as_array()[0].at("similarity").is_null());
   EXPECT_TRUE(kw.at("results").as_array()[0].at("keyword_rank").is_int64());
 
-  auto vec = Post("/api/v1/search", R"({"query":"authentication","mode":"vector","limit":2})").Json();
+  auto vec =
+      Post("/api/v1/search", R"({"query":"authentication","mode":"vector","limit":2})").Json();
   auto vres = vec.at("results").as_array();
   ASSERT_EQ(vres.size(), 2u);
   std::set<int64_t> vids = {vres[0].at("id").as_int64(), vres[1].at("id").as_int64()};
@@ -247,10 +254,12 @@ TEST_F(MemoryApiTest, SearchResultShape) {
   }
 
   // min_similarity -1 keeps every indexed memory as a vector candidate.
-  auto all = Post("/api/v1/search", R"({"query":"authentication","mode":"vector","min_similarity":-1})");
+  auto all =
+      Post("/api/v1/search", R"({"query":"authentication","mode":"vector","min_similarity":-1})");
   ASSERT_EQ(all.status, 200) << all.body;
   EXPECT_EQ(all.Json().at("results").as_array().size(), 3u);
-  auto strict = Post("/api/v1/search", R"({"query":"authentication","mode":"vector","min_similarity":0.99})");
+  auto strict =
+      Post("/api/v1/search", R"({"query":"authentication","mode":"vector","min_similarity":0.99})");
   ASSERT_EQ(strict.status, 200) << strict.body;
   EXPECT_TRUE(strict.Json().at("results").as_array().empty());
 
@@ -282,13 +291,16 @@ TEST_F(MemoryApiTest, ContextShape) {
   EXPECT_TRUE(j.at("truncated").as_bool());
   ASSERT_FALSE(j.at("memory_ids").as_array().empty());
   for (const auto& id : j.at("memory_ids").as_array()) {
-    EXPECT_NE(ctx.find("## Memory " + std::to_string(id.as_int64()) + " "), std::string::npos) << ctx;
+    EXPECT_NE(ctx.find("## Memory " + std::to_string(id.as_int64()) + " "), std::string::npos)
+        << ctx;
   }
-  auto diverse = Post("/api/v1/context", R"({"query":"retry backoff","token_budget":5000,"diversity":true})");
+  auto diverse =
+      Post("/api/v1/context", R"({"query":"retry backoff","token_budget":5000,"diversity":true})");
   ASSERT_EQ(diverse.status, 200) << diverse.body;
   EXPECT_EQ(diverse.Json().at("memory_ids").as_array().size(), 6u);
   EXPECT_FALSE(diverse.Json().at("truncated").as_bool());
-  EXPECT_NE(std::string(diverse.Json().at("context").as_string()).find("```go\n"), std::string::npos);
+  EXPECT_NE(std::string(diverse.Json().at("context").as_string()).find("```go\n"),
+            std::string::npos);
 }
 
 struct BadRequest {
@@ -316,24 +328,31 @@ TEST_F(MemoryApiTest, BadRequestsGetProblemJsonAndLeaveDataUnchanged) {
       {"missing content_type", "POST", m, R"({"content":"x"})", 422},
       {"unknown content_type", "POST", m, R"({"content":"x","content_type":"poem"})", 422},
       {"content over 500000 chars", "POST", m, MemoryBody(std::string(500001, 'x')), 422},
-      {"invalid utf8", "POST", m, "{\"content\":\"\xff\xfe\xfd\",\"content_type\":\"learning\"}", 400},
+      {"invalid utf8", "POST", m, "{\"content\":\"\xff\xfe\xfd\",\"content_type\":\"learning\"}",
+       400},
       {"malformed json", "POST", m, R"({"content":)", 400},
       {"not json content type", "POST", m, MemoryBody("x"), 400, false},
       {"empty body", "POST", m, "", 400},
       {"array body", "POST", m, "[]", 422},
-      {"unknown field", "POST", m, R"({"content":"x","content_type":"learning","colour":"red"})", 422},
+      {"unknown field", "POST", m, R"({"content":"x","content_type":"learning","colour":"red"})",
+       422},
       {"content wrong type", "POST", m, R"({"content":42,"content_type":"learning"})", 422},
       {"content_type wrong type", "POST", m, R"({"content":"x","content_type":["code"]})", 422},
       {"keywords not array", "POST", m, MemoryBody("x", "learning", R"(,"keywords":"a,b")"), 422},
-      {"keywords items not strings", "POST", m, MemoryBody("x", "learning", R"(,"keywords":[1])"), 422},
+      {"keywords items not strings", "POST", m, MemoryBody("x", "learning", R"(,"keywords":[1])"),
+       422},
       {"pinned not bool", "POST", m, MemoryBody("x", "learning", R"(,"pinned":"yes")"), 422},
-      {"relevance out of range", "POST", m, MemoryBody("x", "learning", R"(,"relevance_score":2)"), 422},
-      {"relevance not number", "POST", m, MemoryBody("x", "learning", R"(,"relevance_score":"hi")"), 422},
+      {"relevance out of range", "POST", m, MemoryBody("x", "learning", R"(,"relevance_score":2)"),
+       422},
+      {"relevance not number", "POST", m, MemoryBody("x", "learning", R"(,"relevance_score":"hi")"),
+       422},
       {"project not string", "POST", m, MemoryBody("x", "learning", R"(,"project":5)"), 422},
-      {"plan_id not an id", "POST", m, MemoryBody("x", "learning", R"(,"plan_id":"../../etc")"), 422},
+      {"plan_id not an id", "POST", m, MemoryBody("x", "learning", R"(,"plan_id":"../../etc")"),
+       422},
       {"plan_id unknown", "POST", m,
        MemoryBody("x", "learning", R"(,"plan_id":"pln_00000000000000000000000000")"), 422},
-      {"bad content_format", "POST", m, MemoryBody("x", "learning", R"(,"content_format":"py thon")"), 422},
+      {"bad content_format", "POST", m,
+       MemoryBody("x", "learning", R"(,"content_format":"py thon")"), 422},
       {"bad source", "POST", m, MemoryBody("x", "learning", R"(,"source":"web")"), 422},
       {"unknown query param", "POST", m + "?colour=red", MemoryBody("x"), 422},
       {"batch empty", "POST", m + "/batch", R"({"memories":[]})", 422},
@@ -372,7 +391,8 @@ TEST_F(MemoryApiTest, BadRequestsGetProblemJsonAndLeaveDataUnchanged) {
       {"context search-only field", "POST", "/api/v1/context", R"({"query":"x","mode":"vector"})",
        422},
       {"context budget 0", "POST", "/api/v1/context", R"({"query":"x","token_budget":0})", 422},
-      {"context budget string", "POST", "/api/v1/context", R"({"query":"x","token_budget":"5"})", 422},
+      {"context budget string", "POST", "/api/v1/context", R"({"query":"x","token_budget":"5"})",
+       422},
       {"context unknown field", "POST", "/api/v1/context", R"({"query":"x","budget":5})", 422},
       {"context missing query", "POST", "/api/v1/context", R"({"token_budget":5})", 422},
       {"id not integer", "GET", m + "/abc", "", 404},

@@ -119,10 +119,11 @@ TEST_F(RestApiTest, ProjectsScopeLists) {
 TEST_F(RestApiTest, CursorPaginationAndFilters) {
   MakePlan();
   for (int i = 0; i < 5; ++i) {
-    ASSERT_EQ(Post("/api/v1/tasks", R"({"phase_id":")" + phase_ + R"(","title":"extra )" +
-                                        std::to_string(i) + R"(","priority":9,"task_type":"testing"})")
-                  .status,
-              201);
+    ASSERT_EQ(
+        Post("/api/v1/tasks", R"({"phase_id":")" + phase_ + R"(","title":"extra )" +
+                                  std::to_string(i) + R"(","priority":9,"task_type":"testing"})")
+            .status,
+        201);
   }
   std::set<std::string> seen;
   std::string cursor;
@@ -142,8 +143,9 @@ TEST_F(RestApiTest, CursorPaginationAndFilters) {
   EXPECT_EQ(pages, 3);
   auto testing = Get("/api/v1/tasks?task_type=testing&priority_min=9&plan_id=" + plan_);
   EXPECT_EQ(testing.Json().at("items").as_array().size(), 5u);
-  EXPECT_EQ(Get("/api/v1/tasks?status=pending&phase_id=" + phase_).Json().at("items").as_array().size(),
-            7u);
+  EXPECT_EQ(
+      Get("/api/v1/tasks?status=pending&phase_id=" + phase_).Json().at("items").as_array().size(),
+      7u);
 }
 
 TEST_F(RestApiTest, OptimisticConcurrencyWithIfMatch) {
@@ -161,8 +163,8 @@ TEST_F(RestApiTest, OptimisticConcurrencyWithIfMatch) {
   EXPECT_EQ(stale.Json().at("current_version").as_int64(), 2);
   auto stale_body = Post("/api/v1/tasks/" + a_ + "/transition", R"({"to":"active","version":1})");
   EXPECT_EQ(stale_body.status, 412);
-  auto stale_plan = Http(server_->port(), "PATCH", "/api/v1/plans/" + plan_,
-                         R"({"title":"x","version":7})");
+  auto stale_plan =
+      Http(server_->port(), "PATCH", "/api/v1/plans/" + plan_, R"({"title":"x","version":7})");
   EXPECT_EQ(stale_plan.status, 412);
   EXPECT_EQ(DumpDatabase(db_), before);
 }
@@ -172,7 +174,8 @@ TEST_F(RestApiTest, DependenciesCyclesAndRemoval) {
   auto cycle = Post("/api/v1/tasks/" + a_ + "/dependencies", R"({"depends_on":")" + b_ + "\"}");
   EXPECT_EQ(cycle.status, 409) << cycle.body;
   EXPECT_GE(cycle.Json().at("cycle").as_array().size(), 3u);
-  auto c = Post("/api/v1/phases/" + phase_ + "/tasks", R"({"title":"Docs","task_type":"documentation"})");
+  auto c = Post("/api/v1/phases/" + phase_ + "/tasks",
+                R"({"title":"Docs","task_type":"documentation"})");
   std::string c_id = Id(c);
   auto soft = Post("/api/v1/tasks/" + c_id + "/dependencies",
                    R"({"depends_on":{"id":")" + b_ + R"(","kind":"soft"}})");
@@ -258,7 +261,8 @@ TEST_F(RestApiTest, BadRequestsGetProblemJsonAndLeaveDataUnchanged) {
       {"forged cursor", "GET", "/api/v1/tasks?cursor=AAAA", "", 422},
       {"sql injection in filter", "GET", "/api/v1/tasks?assigned_agent=x'%20OR%201=1--", "", 200},
       {"self dependency", "POST", t + "/dependencies", R"({"depends_on":")" + a_ + "\"}", 409},
-      {"plan completed by hand", "PATCH", "/api/v1/plans/" + plan_, R"({"status":"completed"})", 409},
+      {"plan completed by hand", "PATCH", "/api/v1/plans/" + plan_, R"({"status":"completed"})",
+       409},
       {"bad plan metadata", "POST", "/api/v1/plans", R"({"title":"x","metadata":[1]})", 422},
   };
   for (const auto& c : cases) {

@@ -5,7 +5,9 @@
 namespace ds::tasks {
 namespace {
 
-json::value J(std::string_view s) { return ParseJson(s).value(); }
+json::value J(std::string_view s) {
+  return ParseJson(s).value();
+}
 
 TEST(CodecTest, TaskInputDefaultsAndValidation) {
   auto in = DecodeTaskInput(J(R"({"title":"Write parser"})"));
@@ -23,10 +25,12 @@ TEST(CodecTest, TaskInputDefaultsAndValidation) {
   EXPECT_FALSE(DecodeTaskInput(J(R"({"title":"x","priority":"high"})")).ok());
   EXPECT_FALSE(DecodeTaskInput(J(R"({"title":"x","max_duration_minutes":11})")).ok());
   EXPECT_FALSE(DecodeTaskInput(J(R"({"title":"x","task_type":"dance"})")).ok());
-  EXPECT_FALSE(DecodeTaskInput(J(R"({"title":"x","estimated_minutes":8,"max_duration_minutes":5})")).ok());
+  EXPECT_FALSE(
+      DecodeTaskInput(J(R"({"title":"x","estimated_minutes":8,"max_duration_minutes":5})")).ok());
   EXPECT_FALSE(DecodeTaskInput(J(R"({"title":"x","depends_on":["not-an-id"]})")).ok());
   EXPECT_FALSE(DecodeTaskInput(J(R"([1,2])")).ok());
-  EXPECT_FALSE(DecodeTaskInput(J(std::string(R"({"title":")") + std::string(201, 'a') + "\"}")).ok());
+  EXPECT_FALSE(
+      DecodeTaskInput(J(std::string(R"({"title":")") + std::string(201, 'a') + "\"}")).ok());
   // 200 multi-byte characters are fine: limits count characters, not bytes.
   std::string title;
   for (int i = 0; i < 200; ++i) title += "é";

@@ -43,7 +43,7 @@ TEST(DependencyGraphTest, LevelsIgnoreSoftEdgesAndPassThroughVirtualNodes) {
   g.AddEdge(a, v, K::kBlocking);
   g.AddEdge(v, b, K::kBlocking);  // a -> (virtual) -> b: b is one level after a
   g.AddEdge(b, c, K::kBlocking);
-  g.AddEdge(a, d, K::kSoft);      // soft: d stays on level 0
+  g.AddEdge(a, d, K::kSoft);  // soft: d stays on level 0
   auto levels = g.Levels();
   ASSERT_EQ(levels.size(), 3u);
   EXPECT_EQ(levels[0], (Strings{"a", "d"}));

@@ -72,9 +72,9 @@ TEST(HnswIndexTest, PromotesAtThresholdAndKeepsRecall) {
   dead.live = false;
   dead.content_type_bit = 1u << (only[1].memory_id % 3);
   hnsw.SetMeta("p", only[1].memory_id, dead);
-  EXPECT_TRUE(hnsw.Search("p", query.data(), 5, 0, false,
-                          [](int64_t id) { return id == 42 || id == 2024; })
-                  .empty());
+  EXPECT_TRUE(
+      hnsw.Search("p", query.data(), 5, 0, false, [](int64_t id) { return id == 42 || id == 2024; })
+          .empty());
   EXPECT_EQ(hnsw.Size("p"), static_cast<size_t>(kN - 1));
 }
 
@@ -213,9 +213,9 @@ TEST(ModelSwitchTest, OldModelAnswersUntilReembedCovers) {
   {
     MemoryService svc(*db, old_model);
     ASSERT_TRUE(svc.LoadIndex().ok());
-    for (const char* text : {"flaky integration test retried three times",
-                             "connection pool exhausted under load",
-                             "use structured logging with request ids"}) {
+    for (const char* text :
+         {"flaky integration test retried three times", "connection pool exhausted under load",
+          "use structured logging with request ids"}) {
       MemoryInput in;
       in.content = text;
       in.content_type = "learning";

@@ -503,8 +503,10 @@ TEST_F(HttpServerTest, OversizedBodyGets413) {
   {  // Chunked body that grows past the limit.
     Conn c(server_->port());
     std::string chunk(1000, 'y');
-    ASSERT_TRUE(c.Send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                       "3e8\r\n" + chunk + "\r\n3e8\r\n" + chunk + "\r\n0\r\n\r\n"));
+    ASSERT_TRUE(
+        c.Send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "3e8\r\n" +
+               chunk + "\r\n3e8\r\n" + chunk + "\r\n0\r\n\r\n"));
     auto r = c.Read();
     ASSERT_TRUE(r);
     ExpectProblem(*r, 413);

@@ -44,9 +44,7 @@ TEST(MemoryHashEmbedderTest, DeterministicAcrossInstancesAndCalls) {
   const std::vector<std::string> texts = {
       "Fixed the race in the lease reaper by taking the writer lock first",
       "parseHttpRequest returns kMalformed for a truncated header",
-      "naïve café — ünïcödé テキスト 日本語",
-      "x",
-      "SELECT * FROM semantic_memory WHERE id = ?;"};
+      "naïve café — ünïcödé テキスト 日本語", "x", "SELECT * FROM semantic_memory WHERE id = ?;"};
   auto batch_a = a.Embed(texts);
   auto batch_b = b.Embed(texts);
   ASSERT_TRUE(batch_a.ok());
@@ -88,9 +86,9 @@ TEST(MemoryHashEmbedderTest, UnitNormForTextWithWords) {
 
 TEST(MemoryHashEmbedderTest, ZeroVectorForTextWithoutWords) {
   HashEmbedder e;
-  for (std::string t : {std::string(""), std::string("   \n\t  "), std::string("!!! ??? ... ---"),
-                        std::string("(){}[]<>;:,./\\|"), std::string("___"),
-                        std::string("\0\0\0", 3)}) {
+  for (std::string t :
+       {std::string(""), std::string("   \n\t  "), std::string("!!! ??? ... ---"),
+        std::string("(){}[]<>;:,./\\|"), std::string("___"), std::string("\0\0\0", 3)}) {
     Vector v = e.EmbedOne(t);
     ASSERT_EQ(v.size(), 384u);
     for (float x : v) ASSERT_EQ(x, 0.0f) << "text: \"" << t << "\"";

@@ -18,14 +18,16 @@ class MemoryFtsQueryTest : public ::testing::Test {
     ASSERT_EQ(sqlite3_open(":memory:", &db_), SQLITE_OK);
     Exec("CREATE VIRTUAL TABLE t USING fts5(content, tokenize='unicode61 remove_diacritics 2')");
     // The tokenizer memory_fts uses in production (porter stemming on top).
-    Exec("CREATE VIRTUAL TABLE tp USING fts5(content, tokenize='porter unicode61 remove_diacritics 2')");
+    Exec(
+        "CREATE VIRTUAL TABLE tp USING fts5(content, tokenize='porter unicode61 remove_diacritics "
+        "2')");
     const std::vector<std::string> rows = {
-        "the quick brown fox jumps over the lazy dog",                      // 1
+        "the quick brown fox jumps over the lazy dog",                         // 1
         "parseHttpRequest reads ../../etc/passwd when the path is unchecked",  // 2
-        "日本語 テキスト 数据库连接失败",                                   // 3
-        "naïve café résumé",                                                // 4
-        "std::vector<int> push_back and NEAR OR AND NOT keywords",          // 5
-        "error: database is locked (SQLITE_BUSY) after 5000 ms",             // 6
+        "日本語 テキスト 数据库连接失败",                                      // 3
+        "naïve café résumé",                                                   // 4
+        "std::vector<int> push_back and NEAR OR AND NOT keywords",             // 5
+        "error: database is locked (SQLITE_BUSY) after 5000 ms",               // 6
     };
     for (const auto& r : rows) {
       sqlite3_stmt* st = nullptr;
@@ -45,7 +47,8 @@ class MemoryFtsQueryTest : public ::testing::Test {
   }
 
   // Runs the MATCH; returns the rowids, or sets *error on any SQLite error.
-  std::set<int64_t> Match(const std::string& query, std::string* error, const std::string& table = "t") {
+  std::set<int64_t> Match(const std::string& query, std::string* error,
+                          const std::string& table = "t") {
     std::set<int64_t> out;
     sqlite3_stmt* st = nullptr;
     std::string sql = "SELECT rowid FROM " + table + " WHERE " + table + " MATCH ?";
@@ -148,7 +151,8 @@ std::vector<std::string> NastyStrings() {
       "שלום עולם",
       "ＡＢＣ full-width",
       "e\xcc\x81 combining",
-      "a\xe2\x80\x8d" "b zero width joiner",
+      "a\xe2\x80\x8d"
+      "b zero width joiner",
       "line\xe2\x80\xa8separator",
       std::string("a\0b\0c", 5),
       std::string("\0", 1),

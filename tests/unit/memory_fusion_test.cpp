@@ -187,7 +187,8 @@ TEST(MemoryContextAssemblyTest, HeadersAndEverythingFitsInOrder) {
   EXPECT_LT(r.context.find("Memory 42"), r.context.find("Memory 7"));
   EXPECT_LT(r.context.find("Memory 7"), r.context.find("Memory 9"));
   // Code formats are fenced with their language; text/markdown are not.
-  EXPECT_NE(r.context.find("```cpp\nint main() { return 0; }\n```"), std::string::npos) << r.context;
+  EXPECT_NE(r.context.find("```cpp\nint main() { return 0; }\n```"), std::string::npos)
+      << r.context;
   size_t fences = 0;
   for (size_t p = r.context.find("```"); p != std::string::npos; p = r.context.find("```", p + 3)) {
     ++fences;
@@ -209,9 +210,10 @@ TEST(MemoryContextAssemblyTest, NeverExceedsBudgetOnRandomInputs) {
       int l = len(rng);
       // Mix ASCII and multi-byte text so truncation meets UTF-8 boundaries.
       while (static_cast<int>(content.size()) < l) content += (i % 2) ? "é日x" : "word ";
-      hits.push_back(Hit(100 + i, std::string(ContentTypes()[static_cast<size_t>(type(rng))]),
-                         content, formats[fmt(rng)],
-                         i % 3 ? std::nullopt : std::optional<std::string>("dir/file_" + std::to_string(i))));
+      hits.push_back(
+          Hit(100 + i, std::string(ContentTypes()[static_cast<size_t>(type(rng))]), content,
+              formats[fmt(rng)],
+              i % 3 ? std::nullopt : std::optional<std::string>("dir/file_" + std::to_string(i))));
     }
     for (int budget : {1, 10, 31, 32, 33, 64, 100, 250, 777, 1500, 5000}) {
       for (bool diversity : {false, true}) {
@@ -284,7 +286,8 @@ TEST(MemoryContextAssemblyTest, TruncationKeepsUtf8Whole) {
 // snippet) must not close its fence early: the fence has to be longer than
 // any backtick run in the content (CommonMark).
 TEST(MemoryContextAssemblyTest, FenceIsNotClosedByBackticksInTheContent) {
-  const std::string content = "def f():\n    \"\"\"Example:\n    ```\n    f()\n    ```\n    \"\"\"\n";
+  const std::string content =
+      "def f():\n    \"\"\"Example:\n    ```\n    f()\n    ```\n    \"\"\"\n";
   auto r = AssembleContext({Hit(1, "code", content, "python")}, 10000, false);
   ASSERT_EQ(r.memory_ids, (std::vector<int64_t>{1}));
   ASSERT_NE(r.context.find(content), std::string::npos) << "content altered";
@@ -296,7 +299,8 @@ TEST(MemoryContextAssemblyTest, FenceIsNotClosedByBackticksInTheContent) {
   EXPECT_EQ(r.context.substr(open, run) + "python\n" + content,
             r.context.substr(open, run + 7 + content.size()));
   // The closing fence matches the opening one.
-  EXPECT_NE(r.context.find("\n" + r.context.substr(open, run) + "\n", open + run), std::string::npos)
+  EXPECT_NE(r.context.find("\n" + r.context.substr(open, run) + "\n", open + run),
+            std::string::npos)
       << r.context;
 }
 

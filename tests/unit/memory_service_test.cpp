@@ -277,8 +277,8 @@ TEST_F(MemoryServiceTest, NewerFileSnapshotSupersedesOlder) {
 
   for (auto mode : {SearchMode::kHybrid, SearchMode::kKeyword, SearchMode::kVector}) {
     auto ids = HitIds(Find("LexAlpha tokenize_alpha", mode));
-    EXPECT_FALSE(Contains(ids, v1.id)) << "superseded memory in default search, mode "
-                                       << static_cast<int>(mode);
+    EXPECT_FALSE(Contains(ids, v1.id))
+        << "superseded memory in default search, mode " << static_cast<int>(mode);
     EXPECT_TRUE(Contains(ids, other_file.id) || mode == SearchMode::kKeyword);
     MemoryFilter archived;
     archived.include_archived = true;
@@ -308,7 +308,8 @@ TEST_F(MemoryServiceTest, SnapshotsOfOneFileInOneBatch) {
     in.file_path = "src/batch.cpp";
     return in;
   };
-  auto r = svc_->StoreBatch({snap("int Penguin() { return 1; }"), snap("int Penguin() { return 2; }")});
+  auto r =
+      svc_->StoreBatch({snap("int Penguin() { return 1; }"), snap("int Penguin() { return 2; }")});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->size(), 2u);
   int64_t first = (*r)[0].memory.id, second = (*r)[1].memory.id;
@@ -369,7 +370,8 @@ TEST_F(MemoryServiceTest, ForgetExcludesFromSearchAndStoringAgainRevives) {
   EXPECT_TRUE(svc_->Get(gone.id)->archived);
   for (auto mode : {SearchMode::kHybrid, SearchMode::kKeyword, SearchMode::kVector}) {
     auto ids = HitIds(Find("lease expiry pending", mode));
-    EXPECT_FALSE(Contains(ids, gone.id)) << "forgotten memory found, mode " << static_cast<int>(mode);
+    EXPECT_FALSE(Contains(ids, gone.id))
+        << "forgotten memory found, mode " << static_cast<int>(mode);
     EXPECT_TRUE(Contains(ids, keep.id)) << "mode " << static_cast<int>(mode);
   }
   MemoryFilter lf;
@@ -396,7 +398,8 @@ TEST_F(MemoryServiceTest, DeleteRemovesRowFtsAndVector) {
   EXPECT_EQ(svc_->Get(del.id).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(FtsHits("quetzalcoatl"), 0) << "FTS row left behind";
   EXPECT_EQ(FtsHits("zanzibar"), 1);
-  EXPECT_EQ(Count("SELECT count(*) FROM memory_vectors WHERE memory_id = " + std::to_string(del.id)), 0);
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM memory_vectors WHERE memory_id = " + std::to_string(del.id)), 0);
   for (auto mode : {SearchMode::kHybrid, SearchMode::kKeyword, SearchMode::kVector}) {
     EXPECT_FALSE(Contains(HitIds(Find("quetzalcoatl is deleted", mode)), del.id));
   }
@@ -451,7 +454,8 @@ TEST_F(MemoryServiceTest, UpdateContentMovesFtsAndVector) {
   ASSERT_TRUE(svc_->Update(m.id, t).ok());
   MemoryFilter decisions;
   decisions.content_types = {"decision"};
-  EXPECT_EQ(HitIds(Find("trombones", SearchMode::kVector, decisions)), (std::vector<int64_t>{m.id}));
+  EXPECT_EQ(HitIds(Find("trombones", SearchMode::kVector, decisions)),
+            (std::vector<int64_t>{m.id}));
   MemoryFilter learnings;
   learnings.content_types = {"learning"};
   EXPECT_EQ(HitIds(Find("trombones", SearchMode::kVector, learnings, -1.0)),
@@ -480,7 +484,8 @@ TEST_F(MemoryServiceTest, BatchIsAllOrNothing) {
   EXPECT_EQ(Count("SELECT count(*) FROM projects WHERE name = 'brand-new-project'"), 0);
   EXPECT_EQ(FtsHits("first"), 0);
   EXPECT_EQ(svc_->Stats(std::nullopt)->indexed, 0);
-  EXPECT_TRUE(Find("first batch item", SearchMode::kVector).hits.empty()) << "index not rolled back";
+  EXPECT_TRUE(Find("first batch item", SearchMode::kVector).hits.empty())
+      << "index not rolled back";
 
   // A valid batch stores everything; a duplicate inside it is deduplicated.
   std::vector<MemoryInput> good = {In("first batch item"), In("second batch item"),
@@ -567,7 +572,8 @@ TEST_F(MemoryServiceTest, SearchModesReportTheirSides) {
   // Text without terms: no keyword hits, no error.
   EXPECT_TRUE(Find("?!?", SearchMode::kKeyword).hits.empty());
   // FTS syntax in the query is just words.
-  EXPECT_EQ(HitIds(Find("\"authentication\" AND (NEAR -session*", SearchMode::kKeyword)).size(), 2u);
+  EXPECT_EQ(HitIds(Find("\"authentication\" AND (NEAR -session*", SearchMode::kKeyword)).size(),
+            2u);
   // Access is recorded for returned hits.
   EXPECT_GE(svc_->Get(both.id)->access_count, 2);
   EXPECT_TRUE(svc_->Get(both.id)->last_accessed_at.has_value());
@@ -812,7 +818,8 @@ TEST_F(MemoryServiceTest, ContextUsesSearchAndBudget) {
   EXPECT_TRUE(r->truncated);
   EXPECT_GE(r->memory_ids.size(), 2u);
   for (int64_t id : r->memory_ids) {
-    EXPECT_NE(r->context.find("## Memory " + std::to_string(id) + " · learning"), std::string::npos);
+    EXPECT_NE(r->context.find("## Memory " + std::to_string(id) + " · learning"),
+              std::string::npos);
   }
 }
 
@@ -896,7 +903,8 @@ TEST_F(MemoryServiceTest, WritesByAnotherProcessShowUpInSearch) {
   EXPECT_NEAR(*in_a.hits[0].similarity, 1.0, 1e-5);
   // And deletes in B.
   ASSERT_TRUE(b.Delete(from_b.id).ok());
-  EXPECT_FALSE(Contains(HitIds(Find("herons written by process B", SearchMode::kVector)), from_b.id))
+  EXPECT_FALSE(
+      Contains(HitIds(Find("herons written by process B", SearchMode::kVector)), from_b.id))
       << "A did not replay B's delete";
   EXPECT_EQ(svc_->Stats(std::nullopt)->indexed, b.Stats(std::nullopt)->indexed);
 }

@@ -25,8 +25,8 @@ std::vector<int64_t> Ids(const std::vector<VectorHit>& hits) {
 
 TEST(MemoryTopKTest, KeepsTheKBestBestFirst) {
   TopK top(3);
-  const std::vector<std::pair<int64_t, float>> in = {
-      {1, 0.1f}, {2, 0.9f}, {3, 0.5f}, {4, 0.95f}, {5, -0.3f}, {6, 0.7f}, {7, 0.2f}};
+  const std::vector<std::pair<int64_t, float>> in = {{1, 0.1f},  {2, 0.9f}, {3, 0.5f}, {4, 0.95f},
+                                                     {5, -0.3f}, {6, 0.7f}, {7, 0.2f}};
   for (auto [id, s] : in) top.Push(id, s);
   EXPECT_TRUE(top.full());
   EXPECT_FLOAT_EQ(top.threshold(), 0.7f);
@@ -316,12 +316,14 @@ TEST(MemoryVectorIndexTest, ExactTopKEqualsBruteForceOnRandomData) {
     auto got = idx.Search("p", q.data(), k, mask, include_dead);
     ASSERT_EQ(got.size(), brute.size()) << "trial " << trial;
     for (size_t i = 0; i < got.size(); ++i) {
-      EXPECT_NEAR(got[i].similarity, brute[i].similarity, 1e-5) << "trial " << trial << " rank " << i;
+      EXPECT_NEAR(got[i].similarity, brute[i].similarity, 1e-5)
+          << "trial " << trial << " rank " << i;
       // Ids agree unless two scores are within rounding of each other.
       if (got[i].memory_id != brute[i].memory_id) {
-        bool near_tie = (i > 0 && std::fabs(brute[i].similarity - brute[i - 1].similarity) < 1e-5) ||
-                        (i + 1 < brute.size() &&
-                         std::fabs(brute[i].similarity - brute[i + 1].similarity) < 1e-5);
+        bool near_tie =
+            (i > 0 && std::fabs(brute[i].similarity - brute[i - 1].similarity) < 1e-5) ||
+            (i + 1 < brute.size() &&
+             std::fabs(brute[i].similarity - brute[i + 1].similarity) < 1e-5);
         EXPECT_TRUE(near_tie) << "trial " << trial << " rank " << i << ": " << got[i].memory_id
                               << " vs " << brute[i].memory_id;
       }

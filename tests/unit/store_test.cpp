@@ -15,8 +15,8 @@ using testing::TempDir;
 
 std::vector<Migration> TwoMigrations() {
   return {
-      ParseMigration(1, "one",
-                     "-- +migrate up\nCREATE TABLE a(x INTEGER);\n-- +migrate down\nDROP TABLE a;\n")
+      ParseMigration(
+          1, "one", "-- +migrate up\nCREATE TABLE a(x INTEGER);\n-- +migrate down\nDROP TABLE a;\n")
           .value(),
       ParseMigration(2, "two",
                      "-- +migrate up\nCREATE TABLE b(y TEXT);\n-- +migrate down\nDROP TABLE b;\n")
@@ -44,10 +44,10 @@ TEST(MigrationsTest, EmbeddedUpCreatesWholeSchemaAndDownRemovesIt) {
   auto n = m.Up();
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(*n, static_cast<int>(EmbeddedMigrations().size()));
-  for (const char* t : {"projects", "intervention_plans", "phases", "micro_tasks",
-                        "task_dependencies", "task_events", "semantic_memory", "memory_vectors",
-                        "memory_changes", "jobs", "workers", "api_keys", "work_sessions",
-                        "context_injections", "phase_dependencies"}) {
+  for (const char* t :
+       {"projects", "intervention_plans", "phases", "micro_tasks", "task_dependencies",
+        "task_events", "semantic_memory", "memory_vectors", "memory_changes", "jobs", "workers",
+        "api_keys", "work_sessions", "context_injections", "phase_dependencies"}) {
     EXPECT_TRUE(TableExists(**db, t)) << t;
   }
   EXPECT_EQ(*m.Pending(), 0);
@@ -151,8 +151,9 @@ TEST(DatabaseTest, ConstraintViolationIsConflict) {
   auto db = NewMigratedDb();
   ASSERT_TRUE(db);
   Status st = db->Write([](Connection& c) {
-    return c.Exec("INSERT INTO phases(id, plan_id, name, created_at, updated_at) "
-                  "VALUES('x','no-such-plan','n','t','t')");
+    return c.Exec(
+        "INSERT INTO phases(id, plan_id, name, created_at, updated_at) "
+        "VALUES('x','no-such-plan','n','t','t')");
   });
   EXPECT_EQ(st.code(), StatusCode::kConflict) << st.ToString();
 }

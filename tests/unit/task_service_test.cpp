@@ -104,8 +104,7 @@ TEST_F(TaskServiceTest, CycleIsRejectedAndNamed) {
   EXPECT_NE(r.status().message().find("cycle"), std::string::npos);
   // Nothing was stored.
   EXPECT_TRUE(svc_->GetTask(a.id)->depends_on.empty());
-  EXPECT_EQ(svc_->AddDependency(a.id, {a.id, "blocking"}).status().code(),
-            StatusCode::kConflict);
+  EXPECT_EQ(svc_->AddDependency(a.id, {a.id, "blocking"}).status().code(), StatusCode::kConflict);
 }
 
 TEST_F(TaskServiceTest, PhaseDependencyGatesTasksAndCyclesAcrossPhasesAreRejected) {
@@ -119,8 +118,7 @@ TEST_F(TaskServiceTest, PhaseDependencyGatesTasksAndCyclesAcrossPhasesAreRejecte
   EXPECT_EQ(Ids(*ready), (std::vector<std::string>{a.id}));
   EXPECT_EQ(Move(b.id, "active").status().code(), StatusCode::kConflict);
   // a depending on b would deadlock: b waits for phase 1, which contains a.
-  EXPECT_EQ(svc_->AddDependency(a.id, {b.id, "blocking"}).status().code(),
-            StatusCode::kConflict);
+  EXPECT_EQ(svc_->AddDependency(a.id, {b.id, "blocking"}).status().code(), StatusCode::kConflict);
   ASSERT_TRUE(Move(a.id, "active").ok());
   ASSERT_TRUE(Move(a.id, "completed").ok());
   EXPECT_EQ(svc_->GetPhase(phase_.id)->status, "completed");
