@@ -9,11 +9,16 @@
 
 #include "core/clock.h"
 #include "core/json.h"
+#include "engine/worker.h"
+#include "memory/codec.h"
 #include "tasks/codec.h"
 #include "tasks/state_machine.h"
 
 namespace ds::api {
 namespace {
+
+// A worker heartbeats every 5 s; three missed beats mean it is gone.
+constexpr int64_t kWorkerFreshMs = 15'000;
 
 using tasks::ToJson;
 
@@ -216,10 +221,21 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                DS_ASSIGN_OR_RETURN(auto list, svc.Ready(f));
                return JsonResponse(200, ListJson(list));
              }));
-  router.Add("GET", "/api/v1/tasks/{id}", H([&svc](Request& req) -> Result<Response> {
-               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+  engine::TaskWorkflow& workflow = ctx.workflow;
+  router.Add("GET", "/api/v1/tasks/{id}", H([&svc, &workflow](Request& req) -> Result<Response> {
+               DS_RETURN_IF_ERROR(CheckQuery(req, {"with_context", "context_limit"}));
+               DS_ASSIGN_OR_RETURN(auto with_context, QueryBool(req, "with_context"));
+               DS_ASSIGN_OR_RETURN(auto context_limit, QueryInt(req, "context_limit", 1, 50));
                DS_ASSIGN_OR_RETURN(auto task, svc.GetTask(req.params["id"]));
-               return WithEtag(JsonResponse(200, ToJson(task)), task.version);
+               json::object body = ToJson(task);
+               if (with_context.value_or(false)) {
+                 DS_ASSIGN_OR_RETURN(auto hits,
+                                     workflow.RelevantMemories(task, context_limit.value_or(5)));
+                 json::array context;
+                 for (const auto& h : hits) context.push_back(memory::ToJson(h));
+                 body["context"] = std::move(context);
+               }
+               return WithEtag(JsonResponse(200, body), task.version);
              }));
   router.Add("PATCH", "/api/v1/tasks/{id}", H([&svc](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
@@ -236,13 +252,14 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                DS_RETURN_IF_ERROR(svc.DeleteTask(req.params["id"], version));
                return NoContent();
              }));
-  router.Add("POST", "/api/v1/tasks/{id}/transition", H([&svc](Request& req) -> Result<Response> {
+  router.Add("POST", "/api/v1/tasks/{id}/transition",
+             H([&workflow](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
                DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
                DS_ASSIGN_OR_RETURN(auto in, tasks::DecodeTransition(body));
                DS_ASSIGN_OR_RETURN(in.expected_version, MergeVersion(req, in.expected_version));
                if (!in.actor) in.actor = RequestActor(req);
-               DS_ASSIGN_OR_RETURN(auto task, svc.Transition(req.params["id"], in));
+               DS_ASSIGN_OR_RETURN(auto task, workflow.Transition(req.params["id"], in));
                return WithEtag(JsonResponse(200, ToJson(task)), task.version);
              }));
   router.Add("POST", "/api/v1/tasks/{id}/dependencies", H([&svc](Request& req) -> Result<Response> {
@@ -278,10 +295,28 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
     json::object database{{"status", st.ok() ? "healthy" : "unhealthy"},
                           {"response_time_ms", JsonNumber(std::round(ms * 1000) / 1000)}};
     if (!st.ok()) database["error"] = st.message();
-    json::object body{{"status", st.ok() ? "healthy" : "unhealthy"},
+    // The task engine is healthy while some worker heartbeats (any process).
+    auto t1 = std::chrono::steady_clock::now();
+    auto live = engine::LiveWorkers(db, kWorkerFreshMs);
+    double tms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
+    json::object task_engine{{"status", live.ok() && *live > 0 ? "healthy" : "degraded"},
+                             {"response_time_ms", JsonNumber(std::round(tms * 1000) / 1000)},
+                             {"workers", live.ok() ? *live : 0}};
+    if (!live.ok()) {
+      task_engine["error"] = live.status().message();
+    } else if (*live == 0) {
+      task_engine["error"] = "no task-engine worker has sent a heartbeat in the last " +
+                             std::to_string(kWorkerFreshMs / 1000) + " s";
+    }
+    std::string overall = !st.ok()                   ? "unhealthy"
+                          : (live.ok() && *live > 0) ? "healthy"
+                                                     : "degraded";
+    json::object body{{"status", overall},
                       {"timestamp", NowTimestamp()},
                       {"version", DEVSTREAM_VERSION},
-                      {"components", json::object{{"database", std::move(database)}}}};
+                      {"components", json::object{{"database", std::move(database)},
+                                                  {"tasks", std::move(task_engine)}}}};
     return JsonResponse(st.ok() ? 200 : 503, body);
   });
   router.Add("GET", "/health/live", [](Request&) -> Response {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "api/router.h"
+#include "engine/task_workflow.h"
 #include "store/database.h"
 #include "tasks/task_service.h"
 
@@ -17,6 +18,7 @@ namespace ds::api {
 struct RestContext {
   Database& db;
   tasks::TaskService& tasks;
+  engine::TaskWorkflow& workflow;  // transitions (completion memories), task context
   std::string started_at;
 };
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <sstream>
 
+#include "app/cli_support.h"
 #include "app/output.h"
 #include "app/serve.h"
 #include "app/store_open.h"
@@ -23,75 +24,6 @@
 namespace ds::app {
 namespace {
 
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
-
-// Builds a JSON request object from the flags that were actually given, so the
-// CLI goes through the same decoders (and validation) as REST and MCP.
-class BodyBuilder {
- public:
-  BodyBuilder& Str(CLI::Option* opt, const char* key, const std::string& v) {
-    if (opt->count()) obj_[key] = v;
-    return *this;
-  }
-  BodyBuilder& Int(CLI::Option* opt, const char* key, int64_t v) {
-    if (opt->count()) obj_[key] = v;
-    return *this;
-  }
-  BodyBuilder& Num(CLI::Option* opt, const char* key, double v) {
-    if (opt->count()) obj_[key] = v;
-    return *this;
-  }
-  BodyBuilder& List(CLI::Option* opt, const char* key, const std::vector<std::string>& v) {
-    if (opt->count()) {
-      json::array a;
-      for (const auto& s : v) a.emplace_back(s);
-      obj_[key] = std::move(a);
-    }
-    return *this;
-  }
-  json::value Build() const { return obj_; }
-
- private:
-  json::object obj_;
-};
-
-// Maps a service Status to an exit code: bad values are usage errors (2).
-int Fail(const Status& st) {
-  std::cerr << "devstream: error: " << st.message() << "\n";
-  bool usage = st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kMalformed;
-  return usage ? kExitUsage : kExitFailure;
-}
-
-// Shared state of one CLI invocation.
-struct Ctx {
-  std::string db_path;
-  Output out;
-  std::unique_ptr<Database> db;
-  std::unique_ptr<tasks::TaskService> svc;
-  std::unique_ptr<memory::Embedder> embedder;
-  std::unique_ptr<memory::MemoryService> memories;
-
-  Status Open() {
-    auto opened = OpenMigratedDatabase(db_path);
-    if (!opened.ok()) return opened.status();
-    db = std::move(opened).value();
-    svc = std::make_unique<tasks::TaskService>(*db);
-    return Status::Ok();
-  }
-  // The memory service with its index loaded (only the commands that search need it).
-  Status OpenMemory(bool load_index) {
-    DS_RETURN_IF_ERROR(Open());
-    DS_ASSIGN_OR_RETURN(auto config, memory::EmbedderConfigFromEnv());
-    DS_ASSIGN_OR_RETURN(embedder, memory::MakeEmbedder(config));
-    DS_ASSIGN_OR_RETURN(auto index_options, memory::VectorIndexOptionsFromEnv());
-    memories = std::make_unique<memory::MemoryService>(*db, *embedder, index_options);
-    return load_index ? memories->LoadIndex() : Status::Ok();
-  }
-};
-
-using Action = std::function<int()>;
-
 std::vector<std::string> Names(const std::vector<std::string_view>& v) {
   return {v.begin(), v.end()};
 }
@@ -101,23 +33,6 @@ Status RequireExistingDatabase(const std::string& path) {
   std::string p = path.empty() ? DefaultDatabasePath() : path;
   if (!std::filesystem::exists(p)) return Status::NotFound("no database at " + p);
   return Status::Ok();
-}
-
-constexpr char kDbHelp[] =
-    "SQLite database path (default: $DEVSTREAM_DATABASE_PATH, else "
-    "$XDG_DATA_HOME/devstream/devstream.db, else ~/.local/share/devstream/devstream.db)";
-
-void AddDbOption(CLI::App* cmd, Ctx& ctx) {
-  cmd->add_option("--db", ctx.db_path, kDbHelp);
-}
-
-// Wraps an action that needs the service: opens the database first.
-Action WithService(Ctx& ctx, std::function<int(tasks::TaskService&)> f) {
-  return [&ctx, f] {
-    Status st = ctx.Open();
-    if (!st.ok()) return Fail(st);
-    return f(*ctx.svc);
-  };
 }
 
 template <typename T>
@@ -531,7 +446,7 @@ struct TaskFlags {
   std::vector<std::string> depends_on, inputs, outputs, criteria;
   int priority = 5, max_minutes = 10, estimate = 10, retries = 3, limit = 50, priority_min = 1;
   int64_t tokens = 0, version = 0;
-  bool soft = false;
+  bool soft = false, force = false, with_context = false;
 };
 
 // "tsk_…" or "tsk_…:soft" -> {"id", "kind"}
@@ -653,12 +568,22 @@ void AddTask(CLI::App& app, Ctx& ctx, Action& action) {
 
   auto* show = cmd->add_subcommand("show", "Show a task");
   show->add_option("id", f.id, "Task id")->required();
+  show->add_flag("--with-context", f.with_context, "Also the memories most relevant to it");
   AddDbOption(show, ctx);
   show->callback([&] {
-    action = WithService(ctx, [&](tasks::TaskService& svc) {
-      auto t = svc.GetTask(f.id);
+    action = WithServices(ctx, [&](Services& sv) {
+      auto t = sv.tasks->GetTask(f.id);
       if (!t.ok()) return Fail(t.status());
-      ctx.out.Object(tasks::ToJson(*t));
+      json::object out = tasks::ToJson(*t);
+      if (f.with_context) {
+        if (Status st = ctx.OpenMemory(true); !st.ok()) return Fail(st);
+        auto hits = sv.workflow->RelevantMemories(*t);
+        if (!hits.ok()) return Fail(hits.status());
+        json::array context;
+        for (const auto& h : *hits) context.push_back(memory::ToJson(h));
+        out["context"] = std::move(context);
+      }
+      ctx.out.Object(out);
       return 0;
     });
   });
@@ -725,6 +650,8 @@ void AddTask(CLI::App& app, Ctx& ctx, Action& action) {
   auto* t_actor = transition->add_option("--actor", f.actor, "Who acts (default: cli)");
   auto* t_tokens = transition->add_option("--context-tokens", f.tokens, "Context tokens used");
   auto* t_version = transition->add_option("--version", f.version, "Expected current version");
+  auto* t_force =
+      transition->add_flag("--force", f.force, "Act on a task leased to another agent (admin)");
   AddDbOption(transition, ctx);
   transition->callback([=, &ctx, &action] {
     json::object body = BodyBuilder()
@@ -733,13 +660,14 @@ void AddTask(CLI::App& app, Ctx& ctx, Action& action) {
                             .Str(t_actor, "actor", f.actor)
                             .Int(t_tokens, "context_tokens_used", f.tokens)
                             .Int(t_version, "version", f.version)
+                            .Flag(t_force, "force", f.force)
                             .Build()
                             .as_object();
-    action = WithService(ctx, [&ctx, body](tasks::TaskService& svc) {
+    action = WithServices(ctx, [&ctx, body](Services& sv) {
       auto in = tasks::DecodeTransition(body);
       if (!in.ok()) return Fail(in.status());
       in->channel = "cli";
-      auto t = svc.Transition(f.id, *in);
+      auto t = sv.workflow->Transition(f.id, *in);
       if (!t.ok()) return Fail(t.status());
       ctx.out.Object(tasks::ToJson(*t));
       return 0;
@@ -801,14 +729,6 @@ struct MemoryFlags {
   int limit = 10, budget = 2000;
   int64_t id = 0;
 };
-
-Action WithMemory(Ctx& ctx, bool load_index, std::function<int(memory::MemoryService&)> f) {
-  return [&ctx, load_index, f] {
-    Status st = ctx.OpenMemory(load_index);
-    if (!st.ok()) return Fail(st);
-    return f(*ctx.memories);
-  };
-}
 
 void AddMemory(CLI::App& app, Ctx& ctx, Action& action) {
   static MemoryFlags f;
@@ -1087,9 +1007,12 @@ int RunCli(int argc, char** argv) {
   });
 
   static ServeOptions serve_opts;
-  auto* serve = app.add_subcommand("serve", "Run the HTTP API server");
+  auto* serve =
+      app.add_subcommand("serve", "Run the HTTP API server (and, in mode all, the job worker)");
   serve->add_option("--host", serve_opts.host, "Address to listen on (default 127.0.0.1)");
   serve->add_option("--port", serve_opts.port, "Port (default 8000; 0 picks a free one)");
+  serve->add_option("--mode", serve_opts.mode,
+                    "api | task_engine | all (default: $DEVSTREAM_SERVICE_MODE, else all)");
   serve->add_option("--threads", serve_opts.threads, "Worker threads (default 4)")
       ->check(CLI::Range(1, 256));
   serve->add_option("--pool", serve_opts.reader_pool, "Reader connections (default 10)")
@@ -1110,6 +1033,7 @@ int RunCli(int argc, char** argv) {
   AddPhase(app, ctx, action);
   AddTask(app, ctx, action);
   AddMemory(app, ctx, action);
+  AddEngineCommands(app, ctx, action);
 
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;

@@ -867,6 +867,7 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
     return Status::Ok();
   });
   if (!logged.ok()) return logged.status();
+  bool any_unembedded = false;
   // Mirror the committed rows in the index.
   for (const auto& op : ops) {
     if (op.prepared_index == SIZE_MAX) {
@@ -887,11 +888,13 @@ Result<std::vector<StoreResult>> MemoryService::StoreBatch(const std::vector<Mem
                     MetaFor(p.input.content_type, false, false));
     }
     NoteVector(op.partition, op.id, p.embedded);
+    if (!p.embedded) any_unembedded = true;
     for (int64_t old : op.superseded) {
       index_.SetMeta(op.partition, old, MetaFor(p.input.content_type, false, true));
     }
   }
   NoteOwnChanges(logged->first, logged->second);
+  if (any_unembedded && missing_vector_listener_) missing_vector_listener_();
   return results;
 }
 
@@ -1022,12 +1025,48 @@ Result<Memory> MemoryService::Update(int64_t id, const MemoryPatch& patch) {
   } else if (prepared) {
     index_.Remove(out->project_id, id);
     NoteVector(out->project_id, id, false);
+    if (missing_vector_listener_) missing_vector_listener_();
   } else {
     index_.SetMeta(out->project_id, id,
                    MetaFor(out->content_type, out->archived, out->superseded_by.has_value()));
   }
   NoteOwnChanges(logged->first, logged->second);
   return *out;
+}
+
+Result<RetentionResult> MemoryService::ApplyRetention(const RetentionPolicy& policy,
+                                                      bool optimize) {
+  RetentionResult out;
+  std::string cutoff = FormatTimestamp(NowMillis() - int64_t{policy.max_age_days} * 86'400'000);
+  std::vector<int64_t> stale;
+  DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(Stmt s,
+                        c.Prepare("SELECT id FROM semantic_memory WHERE archived = 0 AND pinned = 0"
+                                  " AND superseded_by IS NULL AND relevance_score <= ?"
+                                  " AND created_at < ?2 AND coalesce(last_accessed_at, '') < ?2"
+                                  " ORDER BY id"));
+    s.Bind(1, policy.max_relevance).Bind(2, cutoff);
+    for (;;) {
+      DS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      stale.push_back(s.Int(0));
+    }
+    return Status::Ok();
+  }));
+  for (int64_t id : stale) {
+    auto archived = Forget(id);
+    if (!archived.ok() && archived.status().code() != StatusCode::kNotFound) {
+      return archived.status();
+    }
+    if (archived.ok()) ++out.archived;
+  }
+  if (out.archived > 0 || optimize) {
+    DS_RETURN_IF_ERROR(db_.Write([](Connection& c) {
+      return c.Exec("INSERT INTO memory_fts(memory_fts) VALUES('optimize')");
+    }));
+    out.fts_optimized = true;
+  }
+  return out;
 }
 
 Result<Memory> MemoryService::Forget(int64_t id) {

@@ -74,10 +74,23 @@ class MemoryService {
   // behind the pruned part notices the gap and reloads its index from the
   // tables instead of replaying.
   Result<int64_t> PruneChangeLog(int64_t keep = 100000);
+  // Archives stale memories: unpinned, live, relevance_score at most
+  // policy.max_relevance and neither created nor accessed within
+  // policy.max_age_days. Then merges the FTS index segments when anything
+  // was archived or `optimize` is set. Idempotent.
+  Result<RetentionResult> ApplyRetention(const RetentionPolicy& policy, bool optimize = false);
   // Memories lacking a current-model vector (all partitions).
   int64_t MissingVectors() const;
 
+  // Called (outside any lock or transaction) after a write this process made
+  // left a memory without a vector because the embedder failed; the app
+  // queues an embed_memory job from it. Set before serving.
+  void SetMissingVectorListener(std::function<void()> listener) {
+    missing_vector_listener_ = std::move(listener);
+  }
+
   const Embedder& embedder() const { return embedder_; }
+  Database& database() { return db_; }
 
  private:
   struct Prepared;  // an input after redaction, hashing and embedding
@@ -109,6 +122,7 @@ class MemoryService {
   std::unordered_map<std::string, std::unordered_set<int64_t>> missing_;
   std::unique_ptr<Embedder> fallback_embedder_;
   std::unique_ptr<VectorIndex> fallback_index_;
+  std::function<void()> missing_vector_listener_;
 };
 
 // Reciprocal Rank Fusion of two ranked id lists (best first):

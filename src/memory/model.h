@@ -128,6 +128,16 @@ struct MemoryStats {
   int64_t vector_bytes = 0;
 };
 
+struct RetentionPolicy {
+  int max_age_days = 180;
+  double max_relevance = 0.3;
+};
+
+struct RetentionResult {
+  int64_t archived = 0;
+  bool fts_optimized = false;
+};
+
 const std::vector<std::string_view>& ContentTypes();
 const std::vector<std::string_view>& MemorySources();
 // Index of a content type in ContentTypes(), or -1.

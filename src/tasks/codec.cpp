@@ -240,7 +240,56 @@ Result<TransitionInput> DecodeTransition(const json::value& body) {
   in.context_tokens_used = r.Int("context_tokens_used", false, 0, 100000000);
   in.expected_version = ReadVersion(r);
   in.actor = r.String("actor", false, 1, 200);
+  if (auto v = r.Bool("force", false)) in.force = *v;
   DS_RETURN_IF_ERROR(r.Finish());
+  return in;
+}
+
+namespace {
+
+Status RequireAgent(std::optional<std::string>* agent, const std::optional<std::string>& header,
+                    std::string_view what) {
+  if (!*agent) *agent = header;
+  if (!*agent) {
+    return Status::InvalidArgument(std::string(what) +
+                                   ".agent is required (or send an X-DevStream-Agent header)")
+        .WithDetail("field", "agent");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ClaimInput> DecodeClaim(const json::value& body,
+                               const std::optional<std::string>& header_agent) {
+  DS_ASSIGN_OR_RETURN(const json::object* obj, RequireObject(body, "claim"));
+  ObjectReader r(*obj, "claim");
+  ClaimInput in;
+  auto agent = r.String("agent", false, 1, 200);
+  if (auto v = r.Int("lease_seconds", false, kMinLeaseSeconds, kMaxLeaseSeconds)) {
+    in.lease_seconds = static_cast<int>(*v);
+  }
+  in.project = r.String("project", false, 1, 100);
+  in.plan_id = r.String("plan_id", false, 1, 100);
+  DS_RETURN_IF_ERROR(r.Finish());
+  DS_RETURN_IF_ERROR(RequireAgent(&agent, header_agent, "claim"));
+  in.agent = *agent;
+  return in;
+}
+
+Result<HeartbeatInput> DecodeHeartbeat(const json::value& body,
+                                       const std::optional<std::string>& header_agent) {
+  DS_ASSIGN_OR_RETURN(const json::object* obj, RequireObject(body, "heartbeat"));
+  ObjectReader r(*obj, "heartbeat");
+  HeartbeatInput in;
+  auto agent = r.String("agent", false, 1, 200);
+  if (auto v = r.Int("lease_seconds", false, kMinLeaseSeconds, kMaxLeaseSeconds)) {
+    in.lease_seconds = static_cast<int>(*v);
+  }
+  if (auto v = r.Bool("force", false)) in.force = *v;
+  DS_RETURN_IF_ERROR(r.Finish());
+  DS_RETURN_IF_ERROR(RequireAgent(&agent, header_agent, "heartbeat"));
+  in.agent = *agent;
   return in;
 }
 

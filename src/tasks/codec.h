@@ -85,7 +85,26 @@ struct TransitionInput {
   std::optional<int64_t> expected_version;
   std::optional<std::string> actor;  // who acts; also becomes assigned_agent on start
   std::string channel = "api";       // audit actor when no actor is named (api, cli, mcp)
+  bool force = false;                // an admin acting on a task leased by someone else
 };
+
+// POST /tasks/claim: the best ready task becomes active, leased to `agent`.
+struct ClaimInput {
+  std::string agent;
+  int lease_seconds = 300;
+  std::optional<std::string> project;
+  std::optional<std::string> plan_id;
+};
+
+// POST /tasks/{id}/heartbeat: extends the caller's lease.
+struct HeartbeatInput {
+  std::string agent;
+  int lease_seconds = 300;
+  bool force = false;
+};
+
+inline constexpr int kMinLeaseSeconds = 1;
+inline constexpr int kMaxLeaseSeconds = 86400;
 
 struct DependencyInput {
   TaskDependency dependency;
@@ -99,6 +118,12 @@ Result<TaskInput> DecodeTaskInput(const json::value& body);
 Result<TaskPatch> DecodeTaskPatch(const json::value& body);
 Result<TransitionInput> DecodeTransition(const json::value& body);
 // {"depends_on": "tsk_…"} or {"depends_on": {"id": …, "kind": …}} or {"depends_on": …, "kind": …}
+// `agent` comes from the body, else from `header_agent` (X-DevStream-Agent);
+// one of them is required.
+Result<ClaimInput> DecodeClaim(const json::value& body,
+                               const std::optional<std::string>& header_agent);
+Result<HeartbeatInput> DecodeHeartbeat(const json::value& body,
+                                       const std::optional<std::string>& header_agent);
 Result<TaskDependency> DecodeDependency(const json::value& body);
 
 json::object ToJson(const Project& p);

@@ -502,6 +502,108 @@ Status BumpTask(Connection& c, const std::string& id) {
   return s.Run();
 }
 
+// A leased task is acted on only by its lease owner, or by anyone with force.
+Status CheckLeaseOwner(const Task& t, const std::optional<std::string>& actor, bool force) {
+  if (t.status != "active" || !t.lease_owner || force || actor == t.lease_owner) {
+    return Status::Ok();
+  }
+  return Status::Forbidden("task " + t.id + " is leased to " + *t.lease_owner + " until " +
+                           t.lease_expires_at.value_or("?") + "; only the lease owner (" +
+                           "send its agent name) or an admin with force may change it")
+      .WithDetail("lease_owner", json::string(*t.lease_owner))
+      .WithDetail("lease_expires_at", json::string(t.lease_expires_at.value_or("")));
+}
+
+// Ready tasks, best first: pending, in an open plan, blocking dependencies and
+// dependency phases done; priority then age (ids sort by creation), soft edges
+// among ready tasks put the prerequisite first.
+Result<std::vector<Task>> LoadReady(Connection& c, const std::optional<std::string>& project_id,
+                                    const std::optional<std::string>& plan_id) {
+  std::vector<Task> ready;
+  DS_ASSIGN_OR_RETURN(
+      Stmt s, c.Prepare(std::string("SELECT ") + kTaskCols + kTaskFrom +
+                        " WHERE t.status = 'pending' AND pl.status IN ('draft','active')"
+                        " AND (?1 IS NULL OR pl.project_id = ?1) AND (?2 IS NULL OR pl.id = ?2)"
+                        " AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN micro_tasks x"
+                        "   ON x.id = d.depends_on WHERE d.task_id = t.id AND d.kind = 'blocking'"
+                        "   AND x.status NOT IN ('completed','skipped'))"
+                        " AND NOT EXISTS (SELECT 1 FROM phase_dependencies pd JOIN micro_tasks qt"
+                        "   ON qt.phase_id = pd.depends_on WHERE pd.phase_id = t.phase_id"
+                        "   AND qt.status NOT IN ('completed','skipped'))"
+                        " ORDER BY t.priority DESC, t.id"));
+  s.Bind(1, project_id).Bind(2, plan_id);
+  for (;;) {
+    DS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    ready.push_back(ReadTask(s));
+  }
+  for (auto& t : ready) DS_RETURN_IF_ERROR(LoadTaskDeps(c, &t));
+  // Soft edges among ready tasks only reorder: a prerequisite comes first.
+  DependencyGraph g;
+  for (const auto& t : ready) g.AddNode(t.id, t.estimated_minutes, t.priority);
+  bool any_soft = false;
+  for (const auto& t : ready) {
+    for (const auto& d : t.depends_on) {
+      auto from = g.Find(d.id);
+      if (d.kind == "soft" && from) {
+        g.AddEdge(*from, *g.Find(t.id), DependencyGraph::EdgeKind::kSoft);
+        any_soft = true;
+      }
+    }
+  }
+  if (any_soft) {
+    std::map<std::string, Task> by_id;
+    for (auto& t : ready) by_id.emplace(t.id, std::move(t));
+    std::vector<Task> ordered;
+    for (const auto& id : g.TopologicalOrder()) ordered.push_back(std::move(by_id[id]));
+    ready = std::move(ordered);
+  }
+  return ready;
+}
+
+constexpr char kReaperActor[] = "lease-reaper";
+
+Result<ReapResult> ReapExpired(Connection& c) {
+  ReapResult out;
+  std::string now = NowTimestamp();
+  std::vector<Task> expired;
+  {
+    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT ") + kTaskCols + kTaskFrom +
+                                          " WHERE t.lease_expires_at IS NOT NULL"
+                                          " AND t.lease_expires_at < ? AND t.status = 'active'"
+                                          " ORDER BY t.lease_expires_at"));
+    s.Bind(1, now);
+    for (;;) {
+      DS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      expired.push_back(ReadTask(s));
+    }
+  }
+  for (const auto& t : expired) {
+    bool retry = t.retry_count < t.max_retries;
+    std::string to = retry ? "pending" : "failed";
+    std::string note =
+        "lease of " + t.lease_owner.value_or("?") + " expired at " +
+        t.lease_expires_at.value_or("?") +
+        (retry ? "; retry " + std::to_string(t.retry_count + 1) + " of " +
+                     std::to_string(t.max_retries)
+               : "; no retries left (max_retries " + std::to_string(t.max_retries) + ")");
+    std::string error_log = t.error_log;
+    if (!retry) error_log += (error_log.empty() ? "" : "\n") + ("[" + now + "] " + note);
+    DS_ASSIGN_OR_RETURN(
+        Stmt u, c.Prepare("UPDATE micro_tasks SET status = ?2, retry_count = retry_count + ?3,"
+                          " error_log = ?4, lease_owner = NULL, lease_expires_at = NULL,"
+                          " version = version + 1, updated_at = ?5 WHERE id = ?1"));
+    u.Bind(1, t.id).Bind(2, to).Bind(3, static_cast<int64_t>(retry)).Bind(4, error_log);
+    u.Bind(5, now);
+    DS_RETURN_IF_ERROR(u.Run());
+    DS_RETURN_IF_ERROR(InsertEvent(c, t.id, t.status, to, kReaperActor, note));
+    DS_RETURN_IF_ERROR(RollUp(c, t.phase_id, t.plan_id));
+    (retry ? out.requeued : out.failed).push_back(t.id);
+  }
+  return out;
+}
+
 }  // namespace
 
 TaskService::TaskService(Database& db) : db_(db) {}
@@ -979,6 +1081,7 @@ Result<Task> TaskService::Transition(const std::string& id, const TransitionInpu
   DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
     DS_ASSIGN_OR_RETURN(Task t, LoadTask(c, id));
     DS_RETURN_IF_ERROR(CheckVersion("task", id, t.version, in.expected_version));
+    DS_RETURN_IF_ERROR(CheckLeaseOwner(t, in.actor, in.force));
     if (!IsTaskTransitionAllowed(t.status, in.to)) {
       auto allowed = AllowedTaskTransitions(t.status);
       std::string list;
@@ -1046,7 +1149,11 @@ Result<Task> TaskService::Transition(const std::string& id, const TransitionInpu
     s.Bind(1, id).Bind(2, in.to).Bind(3, now).Bind(4, duration).Bind(5, in.context_tokens_used);
     s.Bind(6, error_log).Bind(7, static_cast<int64_t>(retry)).Bind(8, in.actor);
     DS_RETURN_IF_ERROR(s.Run());
-    DS_RETURN_IF_ERROR(InsertEvent(c, id, t.status, in.to, in.actor.value_or(in.channel), in.note));
+    std::string note = in.note;
+    if (in.force && t.lease_owner && in.actor != t.lease_owner) {
+      note = "forced over the lease of " + *t.lease_owner + (note.empty() ? "" : "; " + note);
+    }
+    DS_RETURN_IF_ERROR(InsertEvent(c, id, t.status, in.to, in.actor.value_or(in.channel), note));
     DS_RETURN_IF_ERROR(RollUp(c, t.phase_id, t.plan_id));
     DS_ASSIGN_OR_RETURN(Task fresh, LoadTask(c, id));
     out = std::move(fresh);
@@ -1133,7 +1240,6 @@ Result<std::vector<TaskEvent>> TaskService::Events(const std::string& task_id) {
 
 Result<std::vector<Task>> TaskService::Ready(const ReadyFilter& f) {
   std::vector<Task> ready;
-  std::vector<std::pair<std::string, std::string>> soft_edges;  // (prerequisite, dependent)
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
     std::optional<std::string> project_id;
     if (f.plan_id) {
@@ -1143,48 +1249,111 @@ Result<std::vector<Task>> TaskService::Ready(const ReadyFilter& f) {
       DS_ASSIGN_OR_RETURN(project_id, ProjectIdForRead(c, f.project));
       if (!project_id) return Status::Ok();
     }
-    DS_ASSIGN_OR_RETURN(
-        Stmt s, c.Prepare(std::string("SELECT ") + kTaskCols + kTaskFrom +
-                          " WHERE t.status = 'pending' AND pl.status IN ('draft','active')"
-                          " AND (?1 IS NULL OR pl.project_id = ?1) AND (?2 IS NULL OR pl.id = ?2)"
-                          " AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN micro_tasks x"
-                          "   ON x.id = d.depends_on WHERE d.task_id = t.id AND d.kind = 'blocking'"
-                          "   AND x.status NOT IN ('completed','skipped'))"
-                          " AND NOT EXISTS (SELECT 1 FROM phase_dependencies pd JOIN micro_tasks qt"
-                          "   ON qt.phase_id = pd.depends_on WHERE pd.phase_id = t.phase_id"
-                          "   AND qt.status NOT IN ('completed','skipped'))"
-                          " ORDER BY t.priority DESC, t.id"));
-    s.Bind(1, project_id).Bind(2, f.plan_id);
+    DS_ASSIGN_OR_RETURN(ready, LoadReady(c, project_id, f.plan_id));
+    return Status::Ok();
+  }));
+  if (static_cast<int>(ready.size()) > f.limit) ready.resize(std::max(0, f.limit));
+  return ready;
+}
+
+Result<std::optional<Task>> TaskService::Claim(const ClaimInput& in) {
+  std::optional<Task> out;
+  DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
+    out.reset();
+    DS_RETURN_IF_ERROR(ReapExpired(c).status());
+    std::optional<std::string> project_id;
+    if (in.plan_id) DS_RETURN_IF_ERROR(LoadPlan(c, *in.plan_id).status());
+    if (in.project || !in.plan_id) {
+      DS_ASSIGN_OR_RETURN(project_id, ProjectIdForRead(c, in.project));
+      if (!project_id) return Status::Ok();
+    }
+    DS_ASSIGN_OR_RETURN(auto ready, LoadReady(c, project_id, in.plan_id));
+    if (ready.empty()) return Status::Ok();
+    const Task& t = ready.front();
+    std::string now = NowTimestamp();
+    std::string expires = FormatTimestamp(NowMillis() + int64_t{in.lease_seconds} * 1000);
+    DS_ASSIGN_OR_RETURN(Stmt u,
+                        c.Prepare("UPDATE micro_tasks SET status = 'active', assigned_agent = ?2,"
+                                  " lease_owner = ?2, lease_expires_at = ?3,"
+                                  " started_at = coalesce(started_at, ?4), completed_at = NULL,"
+                                  " version = version + 1, updated_at = ?4"
+                                  " WHERE id = ?1 AND status = 'pending'"));
+    u.Bind(1, t.id).Bind(2, in.agent).Bind(3, expires).Bind(4, now);
+    DS_RETURN_IF_ERROR(u.Run());
+    if (c.Changes() != 1) return Status::Internal("claim lost task " + t.id + " inside its lock");
+    DS_RETURN_IF_ERROR(
+        InsertEvent(c, t.id, t.status, "active", in.agent,
+                    "claimed with a " + std::to_string(in.lease_seconds) + " s lease"));
+    DS_RETURN_IF_ERROR(RollUp(c, t.phase_id, t.plan_id));
+    DS_ASSIGN_OR_RETURN(Task fresh, LoadTask(c, t.id));
+    out = std::move(fresh);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<Task> TaskService::Heartbeat(const std::string& id, const HeartbeatInput& in) {
+  std::optional<Task> out;
+  DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(Task t, LoadTask(c, id));
+    if (t.status != "active") {
+      return Status::Conflict("task " + id + " is " + t.status +
+                              ", not active; only an active task has a lease to extend")
+          .WithDetail("status", json::string(t.status));
+    }
+    DS_RETURN_IF_ERROR(CheckLeaseOwner(t, in.agent, in.force));
+    std::string now = NowTimestamp();
+    std::string expires = FormatTimestamp(NowMillis() + int64_t{in.lease_seconds} * 1000);
+    // A task started by hand (no lease) becomes leased by whoever heartbeats it.
+    DS_ASSIGN_OR_RETURN(Stmt u,
+                        c.Prepare("UPDATE micro_tasks SET lease_expires_at = ?2,"
+                                  " lease_owner = coalesce(lease_owner, ?3), updated_at = ?4"
+                                  " WHERE id = ?1"));
+    u.Bind(1, id).Bind(2, expires).Bind(3, in.agent).Bind(4, now);
+    DS_RETURN_IF_ERROR(u.Run());
+    DS_ASSIGN_OR_RETURN(Task fresh, LoadTask(c, id));
+    out = std::move(fresh);
+    return Status::Ok();
+  }));
+  return *out;
+}
+
+Result<ReapResult> TaskService::ReapExpiredLeases() {
+  ReapResult out;
+  DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(out, ReapExpired(c));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<int64_t> TaskService::RecomputeRollups() {
+  int64_t phases = 0;
+  DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
+    phases = 0;
+    std::vector<std::pair<std::string, std::string>> ids;
+    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT ph.id, ph.plan_id FROM phases ph"
+                                          " JOIN intervention_plans pl ON pl.id = ph.plan_id"
+                                          " WHERE pl.status IN ('draft','active','completed')"
+                                          " ORDER BY ph.plan_id, ph.id"));
     for (;;) {
       DS_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
-      ready.push_back(ReadTask(s));
+      ids.emplace_back(s.Text(0), s.Text(1));
     }
-    for (auto& t : ready) DS_RETURN_IF_ERROR(LoadTaskDeps(c, &t));
+    for (const auto& [phase, plan] : ids) {
+      DS_RETURN_IF_ERROR(RollUpPhase(c, phase));
+      ++phases;
+    }
+    std::string last_plan;
+    for (const auto& [phase, plan] : ids) {
+      if (plan == last_plan) continue;
+      last_plan = plan;
+      DS_RETURN_IF_ERROR(RollUpPlan(c, plan));
+    }
     return Status::Ok();
   }));
-  // Soft edges among ready tasks only reorder: a prerequisite comes first.
-  DependencyGraph g;
-  for (const auto& t : ready) g.AddNode(t.id, t.estimated_minutes, t.priority);
-  bool any_soft = false;
-  for (const auto& t : ready) {
-    for (const auto& d : t.depends_on) {
-      auto from = g.Find(d.id);
-      if (d.kind == "soft" && from) {
-        g.AddEdge(*from, *g.Find(t.id), DependencyGraph::EdgeKind::kSoft);
-        any_soft = true;
-      }
-    }
-  }
-  if (any_soft) {
-    std::map<std::string, Task> by_id;
-    for (auto& t : ready) by_id.emplace(t.id, std::move(t));
-    std::vector<Task> ordered;
-    for (const auto& id : g.TopologicalOrder()) ordered.push_back(std::move(by_id[id]));
-    ready = std::move(ordered);
-  }
-  if (static_cast<int>(ready.size()) > f.limit) ready.resize(std::max(0, f.limit));
-  return ready;
+  return phases;
 }
 
 Result<PlanGraph> TaskService::Graph(const std::string& plan_id) {

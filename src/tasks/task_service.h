@@ -52,6 +52,12 @@ struct ReadyFilter {
   int limit = 20;
 };
 
+// What one lease-reaper pass did.
+struct ReapResult {
+  std::vector<std::string> requeued;  // back to pending, retry_count + 1
+  std::vector<std::string> failed;    // out of retries
+};
+
 struct Progress {
   int total = 0, pending = 0, active = 0, completed = 0, failed = 0, skipped = 0, blocked = 0;
   double percent = 0;  // (completed + skipped) / total
@@ -102,7 +108,9 @@ class TaskService {
   Result<Task> UpdateTask(const std::string& id, const TaskPatch& patch);
   Status DeleteTask(const std::string& id, std::optional<int64_t> expected_version);
   // Conflict (409) for an illegal move, with details.allowed listing the legal
-  // targets, or for unmet dependencies (details.unmet).
+  // targets, or for unmet dependencies (details.unmet). Forbidden (403) when
+  // the task is leased to someone other than input.actor and input.force is
+  // not set. Leaving `active` releases the lease.
   Result<Task> Transition(const std::string& id, const TransitionInput& input);
   Result<Task> AddDependency(const std::string& task_id, const TaskDependency& dep);
   Result<Task> RemoveDependency(const std::string& task_id, const std::string& depends_on);
@@ -112,6 +120,24 @@ class TaskService {
   // (draft/active) plans: priority first, then age, soft edges respected.
   Result<std::vector<Task>> Ready(const ReadyFilter& filter);
   Result<PlanGraph> Graph(const std::string& plan_id);
+
+  // Leases. Claim atomically takes the first task of the ready list (after
+  // returning expired leases to pending), makes it active and leases it to
+  // input.agent until now + lease_seconds; nullopt when nothing is ready.
+  // Each claim is one BEGIN IMMEDIATE transaction, so claimers in any number
+  // of threads and processes never receive the same task.
+  Result<std::optional<Task>> Claim(const ClaimInput& input);
+  // Extends the lease to now + lease_seconds. Conflict when the task is not
+  // active; Forbidden when it is leased to another agent (unless force).
+  Result<Task> Heartbeat(const std::string& id, const HeartbeatInput& input);
+  // Active tasks whose lease expired go back to pending with retry_count + 1,
+  // or to failed once retry_count has reached max_retries; both are recorded
+  // in the audit trail with actor "lease-reaper".
+  Result<ReapResult> ReapExpiredLeases();
+  // Recomputes every phase and plan status and actual minutes of open plans
+  // from their tasks (repairs roll-ups after manual SQL or an interrupted
+  // import). Returns how many phases were looked at.
+  Result<int64_t> RecomputeRollups();
 
  private:
   Database& db_;

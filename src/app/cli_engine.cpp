@@ -1,0 +1,297 @@
+// CLI commands of the task engine: claiming tasks with leases, the job queue,
+// work sessions and the worker process. Thin: flags become the same JSON
+// bodies REST decodes.
+#include <algorithm>
+#include <iostream>
+
+#include "app/cli_support.h"
+#include "app/serve.h"
+#include "engine/job_handlers.h"
+#include "engine/worker.h"
+#include "memory/codec.h"
+#include "tasks/codec.h"
+
+namespace ds::app {
+namespace {
+
+// `task claim` exits with this when no task is ready (scripts loop on it).
+constexpr int kExitNothingReady = 3;
+
+const std::vector<std::string> kJobColumns{"id",       "kind",   "state",
+                                           "attempts", "run_at", "last_error"};
+const std::vector<std::string> kSessionColumns{"id", "status", "agent", "started_at", "ended_at"};
+
+struct EngineFlags {
+  std::string id, agent, project, plan, state, kind, cursor, payload, external_id;
+  int lease = 300, limit = 50, max_jobs = 1000;
+  bool force = false, with_context = false;
+};
+
+void AddClaimCommands(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
+  CLI::App* task = app.get_subcommand("task");
+  auto* claim = task->add_subcommand(
+      "claim", "Take the best ready task with a lease (exit 3 when none is ready)");
+  auto* c_agent = claim->add_option("--agent", f.agent, "Who claims (the lease owner)")->required();
+  auto* c_lease = claim->add_option("--lease", f.lease, "Lease in seconds (default 300)");
+  auto* c_proj = claim->add_option("--project", f.project, "Project name or id");
+  auto* c_plan = claim->add_option("--plan", f.plan, "Only tasks of this plan");
+  claim->add_flag("--with-context", f.with_context, "Also the memories most relevant to it");
+  AddDbOption(claim, ctx);
+  claim->callback([=, &ctx, &action, &f] {
+    json::value body = BodyBuilder()
+                           .Str(c_agent, "agent", f.agent)
+                           .Int(c_lease, "lease_seconds", f.lease)
+                           .Str(c_proj, "project", f.project)
+                           .Str(c_plan, "plan_id", f.plan)
+                           .Build();
+    action = WithServices(ctx, [&ctx, &f, body](Services& sv) {
+      auto in = tasks::DecodeClaim(body, std::nullopt);
+      if (!in.ok()) return Fail(in.status());
+      auto t = sv.workflow->Claim(*in);
+      if (!t.ok()) return Fail(t.status());
+      if (!*t) {
+        if (ctx.out.json) {
+          std::cout << "null\n";
+        } else {
+          std::cerr << "devstream: no task is ready\n";
+        }
+        return kExitNothingReady;
+      }
+      json::object out = tasks::ToJson(**t);
+      if (f.with_context) {
+        if (Status st = ctx.OpenMemory(true); !st.ok()) return Fail(st);
+        auto hits = sv.workflow->RelevantMemories(**t);
+        if (!hits.ok()) return Fail(hits.status());
+        json::array context;
+        for (const auto& h : *hits) context.push_back(memory::ToJson(h));
+        out["context"] = std::move(context);
+      }
+      ctx.out.Object(out);
+      return 0;
+    });
+  });
+
+  auto* hb = task->add_subcommand("heartbeat", "Extend the lease of a task you hold");
+  hb->add_option("id", f.id, "Task id")->required();
+  auto* h_agent = hb->add_option("--agent", f.agent, "The lease owner")->required();
+  auto* h_lease = hb->add_option("--lease", f.lease, "New lease from now, seconds (default 300)");
+  auto* h_force = hb->add_flag("--force", f.force, "Extend another agent's lease (admin)");
+  AddDbOption(hb, ctx);
+  hb->callback([=, &ctx, &action, &f] {
+    json::value body = BodyBuilder()
+                           .Str(h_agent, "agent", f.agent)
+                           .Int(h_lease, "lease_seconds", f.lease)
+                           .Flag(h_force, "force", f.force)
+                           .Build();
+    action = WithServices(ctx, [&ctx, &f, body](Services& sv) {
+      auto in = tasks::DecodeHeartbeat(body, std::nullopt);
+      if (!in.ok()) return Fail(in.status());
+      auto t = sv.tasks->Heartbeat(f.id, *in);
+      if (!t.ok()) return Fail(t.status());
+      ctx.out.Object(tasks::ToJson(*t));
+      return 0;
+    });
+  });
+}
+
+void AddJobs(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
+  auto* cmd = app.add_subcommand("jobs", "The durable job queue");
+  cmd->require_subcommand(1);
+
+  auto* list = cmd->add_subcommand("list", "List jobs, newest first");
+  auto* l_state = list->add_option("--state", f.state, "queued|running|done|failed|dead");
+  auto* l_kind = list->add_option("--kind", f.kind, "Job kind");
+  list->add_option("--limit", f.limit, "How many (1-500)")->check(CLI::Range(1, 500));
+  auto* l_cursor = list->add_option("--cursor", f.cursor, "next_cursor of the previous page");
+  AddDbOption(list, ctx);
+  list->callback([=, &ctx, &action, &f] {
+    action = WithServices(ctx, [=, &ctx, &f](Services& sv) {
+      engine::JobFilter jf;
+      if (l_state->count()) {
+        bool known = false;
+        for (auto s : engine::JobStates()) known |= s == f.state;
+        if (!known) {
+          return Fail(
+              Status::InvalidArgument("--state must be one of queued, running, done, "
+                                      "failed, dead"));
+        }
+        jf.state = f.state;
+      }
+      if (l_kind->count()) jf.kind = f.kind;
+      if (l_cursor->count()) jf.cursor = f.cursor;
+      jf.limit = f.limit;
+      auto page = sv.jobs->List(jf);
+      if (!page.ok()) return Fail(page.status());
+      json::array items;
+      for (const auto& j : page->items) items.push_back(engine::ToJson(j));
+      ctx.out.List(items, kJobColumns, OptionalJson(page->next_cursor));
+      return 0;
+    });
+  });
+
+  auto* show = cmd->add_subcommand("show", "Show a job");
+  show->add_option("id", f.id, "Job id")->required();
+  AddDbOption(show, ctx);
+  show->callback([&] {
+    action = WithServices(ctx, [&](Services& sv) {
+      auto j = sv.jobs->Get(f.id);
+      if (!j.ok()) return Fail(j.status());
+      ctx.out.Object(engine::ToJson(*j));
+      return 0;
+    });
+  });
+
+  auto* retry = cmd->add_subcommand("retry", "Queue a dead or failed job again");
+  retry->add_option("id", f.id, "Job id")->required();
+  AddDbOption(retry, ctx);
+  retry->callback([&] {
+    action = WithServices(ctx, [&](Services& sv) {
+      auto j = sv.jobs->Retry(f.id);
+      if (!j.ok()) return Fail(j.status());
+      ctx.out.Object(engine::ToJson(*j));
+      return 0;
+    });
+  });
+
+  auto* enqueue = cmd->add_subcommand("enqueue", "Queue a job (e.g. backup, retention)");
+  enqueue->add_option("kind", f.kind, "Job kind")->required();
+  enqueue->add_option("--payload", f.payload, "Payload, a JSON object");
+  AddDbOption(enqueue, ctx);
+  enqueue->callback([&] {
+    action = WithServices(ctx, [&](Services& sv) {
+      json::object payload;
+      if (!f.payload.empty()) {
+        auto parsed = ParseJson(f.payload);
+        if (!parsed.ok() || !parsed->is_object()) {
+          return Fail(Status::InvalidArgument("--payload must be a JSON object"));
+        }
+        payload = parsed->as_object();
+      }
+      engine::Worker probe(*sv.db, *sv.jobs);
+      engine::EngineServices es{*sv.db, *sv.jobs, *sv.workflow, *sv.sessions, {}};
+      engine::RegisterJobHandlers(probe, es);
+      auto kinds = probe.kinds();
+      if (std::find(kinds.begin(), kinds.end(), f.kind) == kinds.end()) {
+        std::string list;
+        for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;
+        return Fail(Status::InvalidArgument("unknown job kind \"" + f.kind + "\"; one of " + list));
+      }
+      auto r = sv.jobs->Enqueue(f.kind, payload);
+      if (!r.ok()) return Fail(r.status());
+      ctx.out.Object(engine::ToJson(r->job));
+      return 0;
+    });
+  });
+
+  auto* run = cmd->add_subcommand("run-once", "Run every due job in this process, then exit");
+  run->add_option("--max", f.max_jobs, "Stop after this many jobs (default 1000)")
+      ->check(CLI::Range(1, 1000000));
+  AddDbOption(run, ctx);
+  run->callback([&] {
+    action = WithServices(ctx, [&](Services& sv) {
+      auto settings = engine::EngineSettingsFromEnv(sv.db->path());
+      if (!settings.ok()) return Fail(settings.status());
+      engine::WorkerOptions wo;
+      wo.mode = "cli";
+      engine::Worker worker(*sv.db, *sv.jobs, wo);
+      engine::EngineServices es{*sv.db, *sv.jobs, *sv.workflow, *sv.sessions, *settings};
+      engine::RegisterJobHandlers(worker, es);
+      auto n = worker.RunOnce(f.max_jobs);
+      if (!n.ok()) return Fail(n.status());
+      ctx.out.Message("ran " + std::to_string(*n) + " job(s)");
+      return 0;
+    });
+  });
+}
+
+void AddSessions(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
+  auto* cmd = app.add_subcommand("session", "Work sessions and their summaries");
+  cmd->require_subcommand(1);
+
+  auto* start = cmd->add_subcommand("start", "Start a session (or resume one by external id)");
+  auto* s_proj = start->add_option("--project", f.project, "Project name or id");
+  auto* s_agent = start->add_option("--agent", f.agent, "Who works in it");
+  auto* s_ext = start->add_option("--external-id", f.external_id, "The assistant's session id");
+  auto* s_plan = start->add_option("--plan", f.plan, "Plan worked on");
+  AddDbOption(start, ctx);
+  start->callback([=, &ctx, &action, &f] {
+    json::value body = BodyBuilder()
+                           .Str(s_proj, "project", f.project)
+                           .Str(s_agent, "agent", f.agent)
+                           .Str(s_ext, "external_id", f.external_id)
+                           .Str(s_plan, "plan_id", f.plan)
+                           .Build();
+    action = WithServices(ctx, [&ctx, body](Services& sv) {
+      auto in = engine::DecodeSessionInput(body, std::nullopt);
+      if (!in.ok()) return Fail(in.status());
+      auto s = sv.sessions->Start(*in);
+      if (!s.ok()) return Fail(s.status());
+      ctx.out.Object(engine::ToJson(s->first));
+      return 0;
+    });
+  });
+
+  auto* end = cmd->add_subcommand("end", "End a session and queue its summary");
+  end->add_option("id", f.id, "Session id (or external id)")->required();
+  AddDbOption(end, ctx);
+  end->callback([&] {
+    action = WithServices(ctx, [&](Services& sv) {
+      auto s = sv.sessions->End(f.id);
+      if (!s.ok()) return Fail(s.status());
+      ctx.out.Object(engine::ToJson(*s));
+      return 0;
+    });
+  });
+
+  auto* show = cmd->add_subcommand("show", "Show a session");
+  show->add_option("id", f.id, "Session id (or external id)")->required();
+  AddDbOption(show, ctx);
+  show->callback([&] {
+    action = WithServices(ctx, [&](Services& sv) {
+      auto s = sv.sessions->Get(f.id);
+      if (!s.ok()) return Fail(s.status());
+      ctx.out.Object(engine::ToJson(*s));
+      return 0;
+    });
+  });
+
+  auto* latest = cmd->add_subcommand("latest", "The last ended session with its summary");
+  auto* la_proj = latest->add_option("--project", f.project, "Project name or id");
+  AddDbOption(latest, ctx);
+  latest->callback([=, &ctx, &action, &f] {
+    action = WithServices(ctx, [=, &ctx, &f](Services& sv) {
+      auto s = sv.sessions->Latest(la_proj->count() ? std::optional<std::string>(f.project)
+                                                    : std::nullopt);
+      if (!s.ok()) return Fail(s.status());
+      if (ctx.out.json) {
+        ctx.out.Object(engine::ToJson(*s));
+      } else {
+        std::cout << s->summary;
+      }
+      return 0;
+    });
+  });
+}
+
+}  // namespace
+
+void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
+  static EngineFlags f;
+  AddClaimCommands(app, ctx, action, f);
+  AddJobs(app, ctx, action, f);
+  AddSessions(app, ctx, action, f);
+
+  static ServeOptions worker_opts;
+  auto* worker = app.add_subcommand(
+      "worker", "Run the task engine: durable jobs and the scheduler (service mode task_engine)");
+  AddDbOption(worker, ctx);
+  worker->callback([&] {
+    action = [&] {
+      worker_opts.db_path = ctx.db_path;
+      worker_opts.mode = "task_engine";
+      return RunServe(worker_opts);
+    };
+  });
+}
+
+}  // namespace ds::app

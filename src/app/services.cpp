@@ -1,0 +1,34 @@
+#include "app/services.h"
+
+#include <iostream>
+
+#include "app/store_open.h"
+#include "memory/remote_embedder.h"
+
+namespace ds::app {
+
+Result<std::unique_ptr<Services>> OpenServices(const std::string& db_path, int reader_pool) {
+  auto s = std::make_unique<Services>();
+  DS_ASSIGN_OR_RETURN(auto embedder_config, memory::EmbedderConfigFromEnv());
+  DS_ASSIGN_OR_RETURN(auto index_options, memory::VectorIndexOptionsFromEnv());
+  DS_ASSIGN_OR_RETURN(s->db, OpenMigratedDatabase(db_path, reader_pool));
+  DS_ASSIGN_OR_RETURN(s->embedder, memory::MakeEmbedder(embedder_config));
+  s->tasks = std::make_unique<tasks::TaskService>(*s->db);
+  s->memory = std::make_unique<memory::MemoryService>(*s->db, *s->embedder, index_options);
+  s->jobs = std::make_unique<engine::JobQueue>(*s->db);
+  s->workflow = std::make_unique<engine::TaskWorkflow>(*s->tasks, *s->memory);
+  s->sessions = std::make_unique<engine::SessionService>(*s->db, *s->memory);
+  engine::JobQueue* jobs = s->jobs.get();
+  s->memory->SetMissingVectorListener([jobs] {
+    engine::EnqueueOptions opts;
+    opts.dedup_key = "embed_memory";
+    opts.delay_ms = 5'000;  // give a restarting embedder a moment
+    if (auto r = jobs->Enqueue("embed_memory", json::object{}, opts); !r.ok()) {
+      std::cerr << "devstream: warning: could not queue embed_memory: " << r.status().message()
+                << "\n";
+    }
+  });
+  return s;
+}
+
+}  // namespace ds::app

@@ -1,0 +1,139 @@
+#include "engine/job_handlers.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include "store/backup.h"
+
+namespace ds::engine {
+namespace {
+
+Status Stopped() {
+  return Status::Unavailable("worker draining; job given back");
+}
+
+Status RunEmbed(memory::MemoryService& memory, JobContext& ctx) {
+  auto n = memory.Reembed(256, &ctx.stopping);
+  if (!n.ok()) return n.status();
+  if (ctx.stopping && memory.MissingVectors() > 0) return Stopped();
+  return Status::Ok();
+}
+
+// Scheduled backups are named devstream-<job id>.db; job ids sort by time,
+// so the oldest beyond `keep` are the first in name order.
+void PruneBackups(const std::string& dir, int keep) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> copies;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind("devstream-job_", 0) == 0 && e.path().extension() == ".db") {
+      copies.push_back(e.path());
+    }
+  }
+  std::sort(copies.begin(), copies.end());
+  for (size_t i = 0; i + keep < copies.size(); ++i) fs::remove(copies[i], ec);
+}
+
+Result<int64_t> EnvInt(const char* name, int64_t def, int64_t lo, int64_t hi) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return def;
+  int64_t out = 0;
+  std::string_view s(v);
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  if (ec != std::errc() || p != s.data() + s.size() || out < lo || out > hi) {
+    return Status::InvalidArgument(std::string(name) + "=" + v + " is not an integer in " +
+                                   std::to_string(lo) + ".." + std::to_string(hi));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<EngineSettings> EngineSettingsFromEnv(const std::string& db_path) {
+  EngineSettings s;
+  const char* dir = std::getenv("DEVSTREAM_BACKUP_DIR");
+  s.backup_dir = dir && *dir ? dir : db_path + ".backups";
+  DS_ASSIGN_OR_RETURN(int64_t keep, EnvInt("DEVSTREAM_BACKUP_KEEP", 7, 1, 1000));
+  s.backup_keep = static_cast<int>(keep);
+  DS_ASSIGN_OR_RETURN(int64_t days, EnvInt("DEVSTREAM_RETENTION_DAYS", 180, 1, 36500));
+  s.retention.max_age_days = static_cast<int>(days);
+  if (const char* r = std::getenv("DEVSTREAM_RETENTION_MAX_RELEVANCE"); r && *r) {
+    char* end = nullptr;
+    double v = std::strtod(r, &end);
+    if (*end != '\0' || !(v >= 0 && v <= 1)) {
+      return Status::InvalidArgument(std::string("DEVSTREAM_RETENTION_MAX_RELEVANCE=") + r +
+                                     " is not a number in 0..1");
+    }
+    s.retention.max_relevance = v;
+  }
+  return s;
+}
+
+void RegisterJobHandlers(Worker& worker, EngineServices& sv) {
+  memory::MemoryService& memory = sv.workflow.memory();
+  tasks::TaskService& tasks = sv.workflow.tasks();
+
+  worker.Register("embed_memory", [&memory](JobContext& ctx) { return RunEmbed(memory, ctx); });
+  worker.Register("reembed_all", [&memory](JobContext& ctx) { return RunEmbed(memory, ctx); });
+
+  worker.Register("backup", [&sv](JobContext& ctx) -> Status {
+    std::string dest;
+    bool scheduled = true;
+    if (auto it = ctx.payload.find("path"); it != ctx.payload.end()) {
+      if (!it->value().is_string() || it->value().as_string().empty()) {
+        return Status::InvalidArgument("backup payload.path must be a non-empty string");
+      }
+      dest = std::string(it->value().as_string());
+      scheduled = false;
+    } else {
+      dest = sv.settings.backup_dir + "/devstream-" + ctx.job.id + ".db";
+    }
+    auto info = OnlineBackup(sv.db.path(), dest);
+    if (!info.ok()) return info.status();
+    std::cerr << "devstream: backup written to " << info->path << " (" << info->bytes
+              << " bytes)\n";
+    if (scheduled) PruneBackups(sv.settings.backup_dir, sv.settings.backup_keep);
+    return Status::Ok();
+  });
+
+  worker.Register("retention", [&memory, &sv](JobContext& ctx) -> Status {
+    bool optimize = false;
+    if (auto it = ctx.payload.find("optimize"); it != ctx.payload.end()) {
+      optimize = it->value().is_bool() && it->value().as_bool();
+    }
+    auto r = memory.ApplyRetention(sv.settings.retention, optimize);
+    if (!r.ok()) return r.status();
+    if (r->archived > 0) {
+      std::cerr << "devstream: retention archived " << r->archived << " stale memories\n";
+    }
+    return Status::Ok();
+  });
+
+  worker.Register("lease_reaper", [&tasks, &sv](JobContext&) -> Status {
+    auto reaped = tasks.ReapExpiredLeases();
+    if (!reaped.ok()) return reaped.status();
+    auto requeued = sv.jobs.RequeueExpired();
+    if (!requeued.ok()) return requeued.status();
+    return sv.jobs.PruneFinished(sv.settings.keep_finished_jobs_ms).status();
+  });
+
+  worker.Register("rollup", [&tasks, &sv](JobContext& ctx) -> Status {
+    DS_RETURN_IF_ERROR(tasks.RecomputeRollups().status());
+    if (ctx.stopping) return Stopped();
+    return sv.workflow.BackfillCompletionMemories().status();
+  });
+
+  worker.Register("session_summary", [&sv](JobContext& ctx) -> Status {
+    auto it = ctx.payload.find("session_id");
+    if (it == ctx.payload.end() || !it->value().is_string()) {
+      return Status::InvalidArgument("session_summary payload needs session_id (a string)");
+    }
+    return sv.sessions.Summarize(std::string(it->value().as_string())).status();
+  });
+}
+
+}  // namespace ds::engine
