@@ -11,6 +11,9 @@
 namespace ds::engine {
 namespace {
 
+// A worker silent this long is gone; its row only confuses operators.
+constexpr int64_t kDeadWorkerMs = 3'600'000;
+
 Status Stopped() {
   return Status::Unavailable("worker draining; job given back");
 }
@@ -118,6 +121,7 @@ void RegisterJobHandlers(Worker& worker, EngineServices& sv) {
     if (!reaped.ok()) return reaped.status();
     auto requeued = sv.jobs.RequeueExpired();
     if (!requeued.ok()) return requeued.status();
+    DS_RETURN_IF_ERROR(PruneDeadWorkers(sv.db, kDeadWorkerMs).status());
     return sv.jobs.PruneFinished(sv.settings.keep_finished_jobs_ms).status();
   });
 

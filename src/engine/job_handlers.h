@@ -8,7 +8,8 @@
 //                    `backup_keep` scheduled copies
 //   retention        archive stale memories (RetentionPolicy), FTS optimize
 //   lease_reaper     expired task leases back to pending (or failed), expired
-//                    job leases back to queued, old finished jobs pruned
+//                    job leases back to queued, old finished jobs and the
+//                    rows of workers silent for an hour pruned
 //   rollup           phase/plan roll-ups recomputed, missing completion
 //                    memories written
 //   session_summary  payload.session_id: the session's summary memory

@@ -95,6 +95,7 @@ void Worker::SetCurrent(const std::optional<std::string>& job_id, bool finished)
 }
 
 Result<bool> Worker::RunOne() {
+  if (handlers_.empty()) return false;  // an empty kind list would claim every kind
   DS_ASSIGN_OR_RETURN(auto claimed, queue_.Claim(id_, options_.lease_ms, kinds()));
   if (!claimed) return false;
   const Job& job = *claimed;
@@ -204,6 +205,18 @@ Result<int> Worker::RunOnce(int max_jobs) {
   DeregisterRow();
   if (!st.ok()) return st;
   return ran;
+}
+
+Result<int64_t> PruneDeadWorkers(Database& db, int64_t silent_ms) {
+  int64_t n = 0;
+  DS_RETURN_IF_ERROR(db.Write([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM workers WHERE heartbeat_at < ?"));
+    s.Bind(1, FormatTimestamp(NowMillis() - silent_ms));
+    DS_RETURN_IF_ERROR(s.Run());
+    n = c.Changes();
+    return Status::Ok();
+  }));
+  return n;
 }
 
 Result<int64_t> LiveWorkers(Database& db, int64_t fresh_ms) {

@@ -91,6 +91,9 @@ class Worker {
   std::thread loop_, heartbeat_;
 };
 
+// Removes the rows of workers silent for `silent_ms` (crashed, never
+// deregistered). Returns how many.
+Result<int64_t> PruneDeadWorkers(Database& db, int64_t silent_ms);
 // Workers with a heartbeat newer than `fresh_ms` (for /health).
 Result<int64_t> LiveWorkers(Database& db, int64_t fresh_ms);
 

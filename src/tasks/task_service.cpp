@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "core/clock.h"
 #include "core/encoding.h"
@@ -537,7 +538,23 @@ Result<std::vector<Task>> LoadReady(Connection& c, const std::optional<std::stri
     if (!row) break;
     ready.push_back(ReadTask(s));
   }
-  for (auto& t : ready) DS_RETURN_IF_ERROR(LoadTaskDeps(c, &t));
+  if (ready.empty()) return ready;
+  // Every edge out of a pending task in one pass (not one query per task:
+  // a claim runs this inside the write lock).
+  {
+    std::unordered_map<std::string, size_t> index;
+    for (size_t i = 0; i < ready.size(); ++i) index.emplace(ready[i].id, i);
+    DS_ASSIGN_OR_RETURN(Stmt d, c.Prepare("SELECT d.task_id, d.depends_on, d.kind"
+                                          " FROM task_dependencies d JOIN micro_tasks t"
+                                          " ON t.id = d.task_id WHERE t.status = 'pending'"
+                                          " ORDER BY d.task_id, d.depends_on"));
+    for (;;) {
+      DS_ASSIGN_OR_RETURN(bool row, d.Step());
+      if (!row) break;
+      auto it = index.find(d.Text(0));
+      if (it != index.end()) ready[it->second].depends_on.push_back({d.Text(1), d.Text(2)});
+    }
+  }
   // Soft edges among ready tasks only reorder: a prerequisite comes first.
   DependencyGraph g;
   for (const auto& t : ready) g.AddNode(t.id, t.estimated_minutes, t.priority);

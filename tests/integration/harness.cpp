@@ -11,18 +11,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <sstream>
 #include <thread>
+
+extern char** environ;
 
 namespace ds::itest {
 namespace {
 
 int Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -84,12 +88,33 @@ HttpResult ParseResponse(const std::string& raw) {
   return r;
 }
 
-std::string ReadFd(int fd) {
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+// The environment of this process with `env` set on top.
+std::vector<std::string> BuildEnv(const EnvVars& env) {
+  std::vector<std::string> out;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv(*e);
+    std::string name = kv.substr(0, kv.find('='));
+    bool overridden = false;
+    for (const auto& [k, v] : env) overridden |= k == name;
+    if (!overridden) out.push_back(std::move(kv));
+  }
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
   return out;
+}
+
+// argv/envp style: pointers into `v`, null-terminated.
+std::vector<char*> Pointers(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace
@@ -129,32 +154,32 @@ std::string RawExchange(int port, const std::string& bytes, int timeout_ms) {
   return out;
 }
 
-ServerProcess::ServerProcess(std::string db_path, std::vector<std::string> extra_args)
-    : db_path_(std::move(db_path)), extra_args_(std::move(extra_args)) {}
+ServerProcess::ServerProcess(std::string db_path, std::vector<std::string> extra_args,
+                             EnvVars env)
+    : db_path_(std::move(db_path)), extra_args_(std::move(extra_args)), env_(std::move(env)) {}
 
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) Stop();
 }
 
 bool ServerProcess::Start() {
+  // Everything the child needs is built before fork (no allocation after it).
+  std::vector<std::string> args{DEVSTREAM_BINARY, "serve", "--port", "0", "--db", db_path_};
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  std::vector<std::string> envs = BuildEnv(env_);
+  std::vector<char*> argv = Pointers(args), envp = Pointers(envs);
+  std::string log_path = this->log_path();
   int out_pipe[2];
-  if (pipe(out_pipe) != 0) return false;
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) return false;
   pid_ = fork();
   if (pid_ == 0) {
     // Die with the test process, and keep stderr out of CTest's pipe (an
     // orphan holding it would hang the run); the log stays next to the db.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int log = open((db_path_ + ".server.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log >= 0) dup2(log, STDERR_FILENO);
     dup2(out_pipe[1], STDOUT_FILENO);
-    close(out_pipe[0]);
-    close(out_pipe[1]);
-    std::vector<std::string> args{DEVSTREAM_BINARY, "serve", "--port", "0", "--db", db_path_};
-    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   close(out_pipe[1]);
@@ -195,35 +220,150 @@ int ServerProcess::Stop() {
   return -1;
 }
 
+BackgroundProcess::BackgroundProcess(std::vector<std::string> args, std::string log_path,
+                                     EnvVars env)
+    : args_(std::move(args)), log_path_(std::move(log_path)), env_(std::move(env)) {}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (pid_ > 0) Kill();
+}
+
+bool BackgroundProcess::Start(const std::string& ready, int timeout_ms) {
+  if (pid_ > 0) return false;
+  std::vector<std::string> args{DEVSTREAM_BINARY};
+  args.insert(args.end(), args_.begin(), args_.end());
+  std::vector<std::string> envs = BuildEnv(env_);
+  std::vector<char*> argv = Pointers(args), envp = Pointers(envs);
+  std::string out_path = log_path_ + ".out";
+  int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int err = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (out < 0 || err < 0) {
+    if (out >= 0) close(out);
+    if (err >= 0) close(err);
+    return false;
+  }
+  pid_ = fork();
+  if (pid_ == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    dup2(out, STDOUT_FILENO);
+    dup2(err, STDERR_FILENO);
+    execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  close(out);
+  close(err);
+  if (pid_ < 0) return false;
+  if (ready.empty()) return true;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (Stdout().find(ready) != std::string::npos) return true;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+int BackgroundProcess::Stop(int timeout_ms) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Kill();
+  return -1;
+}
+
+void BackgroundProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+std::string BackgroundProcess::Stdout() const {
+  return ReadFile(log_path_ + ".out");
+}
+
+std::string BackgroundProcess::Stderr() const {
+  return ReadFile(log_path_);
+}
+
 CommandResult RunCli(const std::vector<std::string>& args) {
-  int out_pipe[2], err_pipe[2];
+  return RunCli(args, {});
+}
+
+CommandResult RunCli(const std::vector<std::string>& args, const EnvVars& env, int timeout_ms) {
   CommandResult r;
-  if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) return r;
+  std::vector<std::string> all{DEVSTREAM_BINARY};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<std::string> envs = BuildEnv(env);
+  std::vector<char*> argv = Pointers(all), envp = Pointers(envs);
+  int out_pipe[2], err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) return r;
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    return r;
+  }
   pid_t pid = fork();
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(out_pipe[1], STDOUT_FILENO);
     dup2(err_pipe[1], STDERR_FILENO);
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    std::vector<std::string> all{DEVSTREAM_BINARY};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   close(out_pipe[1]);
   close(err_pipe[1]);
-  // Outputs are small; read stdout then stderr.
-  r.out = ReadFd(out_pipe[0]);
-  r.err = ReadFd(err_pipe[0]);
-  close(out_pipe[0]);
-  close(err_pipe[0]);
+  // Both pipes at once, so a chatty stderr cannot block the child.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  bool timed_out = false;
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  std::string* sinks[2] = {&r.out, &r.err};
+  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    deadline - std::chrono::steady_clock::now())
+                                    .count());
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    int n = poll(fds, 2, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buf[4096];
+      ssize_t got = read(fds[i].fd, buf, sizeof buf);
+      if (got > 0) {
+        sinks[i]->append(buf, static_cast<size_t>(got));
+      } else if (got == 0 || errno != EINTR) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+      }
+    }
+  }
+  for (auto& f : fds) {
+    if (f.fd >= 0) close(f.fd);
+  }
   int status = 0;
+  if (timed_out) {
+    kill(pid, SIGKILL);
+    r.err += "\n[harness: killed after " + std::to_string(timeout_ms) + " ms]";
+  }
   waitpid(pid, &status, 0);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.exit_code = !timed_out && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
 

@@ -1,7 +1,9 @@
 // Integration-test harness: runs the real devstream binary (as a server on an
 // ephemeral port, or as a one-shot CLI command) against a temporary SQLite
 // file, and talks HTTP/1.1 to it over loopback with a minimal blocking client.
-// Not thread-safe except Http(), which opens its own connection per call.
+// Not thread-safe except Http(), which opens its own connection per call, and
+// RunCli(), which may run in several threads at once (every descriptor the
+// harness opens is close-on-exec, so children never hold another's pipes).
 #pragma once
 
 #include <sys/types.h>
@@ -32,9 +34,13 @@ HttpResult Http(int port, const std::string& method, const std::string& target,
 // Sends raw bytes and returns whatever the server answers before closing.
 std::string RawExchange(int port, const std::string& bytes, int timeout_ms = 5000);
 
+// Environment variables set (or overridden) for a child process.
+using EnvVars = std::vector<std::pair<std::string, std::string>>;
+
 class ServerProcess {
  public:
-  explicit ServerProcess(std::string db_path, std::vector<std::string> extra_args = {});
+  explicit ServerProcess(std::string db_path, std::vector<std::string> extra_args = {},
+                         EnvVars env = {});
   ~ServerProcess();
   // Starts the server and waits for its "listening" line; false on failure.
   bool Start();
@@ -43,12 +49,45 @@ class ServerProcess {
   int port() const { return port_; }
   pid_t pid() const { return pid_; }
   const std::string& db_path() const { return db_path_; }
+  // Where the server's stderr goes (shared by servers on the same database).
+  std::string log_path() const { return db_path_ + ".server.log"; }
 
  private:
   std::string db_path_;
   std::vector<std::string> extra_args_;
+  EnvVars env_;
   pid_t pid_ = -1;
   int port_ = 0;
+};
+
+// A long-running `devstream args...` other than a server (e.g. `worker`):
+// stdout goes to log_path + ".out" (watched for a ready line), stderr to
+// log_path. The process dies with the thread that started it; the destructor
+// kills it if it still runs.
+class BackgroundProcess {
+ public:
+  BackgroundProcess(std::vector<std::string> args, std::string log_path, EnvVars env = {});
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+  // Starts it and waits (at most timeout_ms) until its stdout contains
+  // `ready` (no wait when empty); false when it did not start or exited.
+  bool Start(const std::string& ready, int timeout_ms = 30000);
+  // SIGTERM, then waits at most timeout_ms (SIGKILL after). Returns the exit
+  // status, or -1 when it was killed by a signal or did not exit in time.
+  int Stop(int timeout_ms = 15000);
+  // SIGKILL and reap.
+  void Kill();
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  std::string Stdout() const;
+  std::string Stderr() const;
+
+ private:
+  std::vector<std::string> args_;
+  std::string log_path_;
+  EnvVars env_;
+  pid_t pid_ = -1;
 };
 
 struct CommandResult {
@@ -57,6 +96,10 @@ struct CommandResult {
 };
 // Runs `devstream args...` to completion.
 CommandResult RunCli(const std::vector<std::string>& args);
+// The same with extra environment variables; killed (exit_code -1, a note
+// appended to err) when it runs longer than timeout_ms.
+CommandResult RunCli(const std::vector<std::string>& args, const EnvVars& env,
+                     int timeout_ms = 120000);
 
 // A fresh temporary directory.
 std::string TempDir();
