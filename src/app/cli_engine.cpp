@@ -167,10 +167,7 @@ void AddJobs(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
         }
         payload = parsed->as_object();
       }
-      engine::Worker probe(*sv.db, *sv.jobs);
-      engine::EngineServices es{*sv.db, *sv.jobs, *sv.workflow, *sv.sessions, {}};
-      engine::RegisterJobHandlers(probe, es);
-      auto kinds = probe.kinds();
+      const auto& kinds = engine::StandardJobKinds();
       if (std::find(kinds.begin(), kinds.end(), f.kind) == kinds.end()) {
         std::string list;
         for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;

@@ -158,7 +158,7 @@ int RunServe(const ServeOptions& opts) {
 
   api::Router router;
   api::RestContext rest{*sv.db, *sv.tasks, *sv.workflow, NowTimestamp()};
-  api::EngineContext engine_ctx{*sv.workflow, queue, *sv.sessions, worker.kinds()};
+  api::EngineContext engine_ctx{*sv.workflow, queue, *sv.sessions, engine::StandardJobKinds()};
   api::RegisterRestRoutes(router, rest);
   api::RegisterMemoryRoutes(router, *sv.memory);
   api::RegisterEngineRoutes(router, engine_ctx);

@@ -76,6 +76,13 @@ Result<EngineSettings> EngineSettingsFromEnv(const std::string& db_path) {
   return s;
 }
 
+const std::vector<std::string>& StandardJobKinds() {
+  static const std::vector<std::string> kinds = {"backup",         "embed_memory", "lease_reaper",
+                                                 "reembed_all",    "retention",    "rollup",
+                                                 "session_summary"};
+  return kinds;
+}
+
 void RegisterJobHandlers(Worker& worker, EngineServices& sv) {
   memory::MemoryService& memory = sv.workflow.memory();
   tasks::TaskService& tasks = sv.workflow.tasks();

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "engine/job_queue.h"
 #include "engine/session_service.h"
@@ -44,6 +45,8 @@ struct EngineServices {
 };
 
 void RegisterJobHandlers(Worker& worker, EngineServices& services);
+// The kinds RegisterJobHandlers registers, sorted.
+const std::vector<std::string>& StandardJobKinds();
 
 // Settings from DEVSTREAM_BACKUP_DIR, DEVSTREAM_BACKUP_KEEP,
 // DEVSTREAM_RETENTION_DAYS and DEVSTREAM_RETENTION_MAX_RELEVANCE.

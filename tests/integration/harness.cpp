@@ -411,4 +411,34 @@ std::string DumpDatabase(const std::string& db_path) {
   return out;
 }
 
+std::vector<std::vector<std::string>> QueryDatabase(const std::string& db_path,
+                                                    const std::string& sql) {
+  std::vector<std::vector<std::string>> rows;
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    return {{"<error: cannot open " + db_path + ">"}};
+  }
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+    rows = {{std::string("<error: ") + sqlite3_errmsg(db) + ">"}};
+    sqlite3_close(db);
+    return rows;
+  }
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    std::vector<std::string> row;
+    for (int i = 0; i < sqlite3_column_count(st); ++i) {
+      const unsigned char* v = sqlite3_column_text(st, i);
+      row.emplace_back(v ? reinterpret_cast<const char*>(v) : "NULL");
+    }
+    rows.push_back(std::move(row));
+  }
+  if (rc != SQLITE_DONE) rows = {{std::string("<error: ") + sqlite3_errmsg(db) + ">"}};
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return rows;
+}
+
 }  // namespace ds::itest

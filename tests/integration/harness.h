@@ -105,5 +105,9 @@ CommandResult RunCli(const std::vector<std::string>& args, const EnvVars& env,
 std::string TempDir();
 // Every row of every table, in a stable order: equal dumps mean equal data.
 std::string DumpDatabase(const std::string& db_path);
+// The rows of one read-only query (NULL as "NULL"); a single row holding
+// "<error: …>" when the query fails.
+std::vector<std::vector<std::string>> QueryDatabase(const std::string& db_path,
+                                                    const std::string& sql);
 
 }  // namespace ds::itest
