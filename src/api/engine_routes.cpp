@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "api/handler_util.h"
+#include "engine/job_handlers.h"
 #include "memory/codec.h"
 #include "tasks/codec.h"
 
@@ -32,8 +33,9 @@ void RegisterEngineRoutes(Router& router, EngineContext& ctx) {
 
   // ---- leases ----
   router.Add("POST", "/api/v1/tasks/claim", H([&workflow](Request& req) -> Result<Response> {
-               DS_RETURN_IF_ERROR(CheckQuery(req, {"project", "with_context"}));
+               DS_RETURN_IF_ERROR(CheckQuery(req, {"project", "with_context", "context_limit"}));
                DS_ASSIGN_OR_RETURN(auto with_context, QueryBool(req, "with_context"));
+               DS_ASSIGN_OR_RETURN(auto context_limit, QueryInt(req, "context_limit", 1, 50));
                DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
                DS_ASSIGN_OR_RETURN(auto in, tasks::DecodeClaim(body, RequestActor(req)));
                if (!in.project) in.project = RequestProject(req);
@@ -41,7 +43,8 @@ void RegisterEngineRoutes(Router& router, EngineContext& ctx) {
                if (!task) return NoContent();
                json::object out = tasks::ToJson(*task);
                if (with_context.value_or(false)) {
-                 DS_ASSIGN_OR_RETURN(auto hits, workflow.RelevantMemories(*task));
+                 DS_ASSIGN_OR_RETURN(auto hits,
+                                     workflow.RelevantMemories(*task, context_limit.value_or(5)));
                  json::array context;
                  for (const auto& h : hits) context.push_back(memory::ToJson(h));
                  out["context"] = std::move(context);
@@ -90,6 +93,7 @@ void RegisterEngineRoutes(Router& router, EngineContext& ctx) {
                  opts.max_attempts = static_cast<int>(*v);
                }
                DS_RETURN_IF_ERROR(r.Finish());
+               DS_RETURN_IF_ERROR(engine::ValidateJobPayload(*kind, payload));
                DS_ASSIGN_OR_RETURN(auto res, jobs.Enqueue(*kind, payload, opts));
                json::object out = engine::ToJson(res.job);
                out["deduplicated"] = res.deduplicated;
@@ -121,19 +125,19 @@ void RegisterEngineRoutes(Router& router, EngineContext& ctx) {
                return JsonResponse(200, engine::ToJson(s));
              }));
   router.Add("GET", "/api/v1/sessions/{id}", H([&sessions](Request& req) -> Result<Response> {
-               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
-               DS_ASSIGN_OR_RETURN(auto s, sessions.Get(req.params["id"]));
+               DS_RETURN_IF_ERROR(CheckQuery(req, {"project"}));
+               DS_ASSIGN_OR_RETURN(auto s, sessions.Get(req.params["id"], RequestProject(req)));
                return JsonResponse(200, engine::ToJson(s));
              }));
   router.Add("POST", "/api/v1/sessions/{id}/end", H([&sessions](Request& req) -> Result<Response> {
-               DS_RETURN_IF_ERROR(CheckQuery(req, {}));
+               DS_RETURN_IF_ERROR(CheckQuery(req, {"project"}));
                if (!req.body.empty()) {
                  DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
                  DS_ASSIGN_OR_RETURN(const json::object* obj, RequireObject(body, "session end"));
                  ObjectReader r(*obj, "session end");
                  DS_RETURN_IF_ERROR(r.Finish());
                }
-               DS_ASSIGN_OR_RETURN(auto s, sessions.End(req.params["id"]));
+               DS_ASSIGN_OR_RETURN(auto s, sessions.End(req.params["id"], RequestProject(req)));
                return JsonResponse(200, engine::ToJson(s));
              }));
 }

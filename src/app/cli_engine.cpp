@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "app/cli_support.h"
+#include "app/mcp_command.h"
 #include "app/serve.h"
 #include "engine/job_handlers.h"
 #include "engine/worker.h"
@@ -173,6 +174,7 @@ void AddJobs(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
         for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;
         return Fail(Status::InvalidArgument("unknown job kind \"" + f.kind + "\"; one of " + list));
       }
+      if (Status st = engine::ValidateJobPayload(f.kind, payload); !st.ok()) return Fail(st);
       auto r = sv.jobs->Enqueue(f.kind, payload);
       if (!r.ok()) return Fail(r.status());
       ctx.out.Object(engine::ToJson(r->job));
@@ -277,6 +279,22 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
   AddClaimCommands(app, ctx, action, f);
   AddJobs(app, ctx, action, f);
   AddSessions(app, ctx, action, f);
+
+  static McpOptions mcp_opts;
+  auto* mcp = app.add_subcommand(
+      "mcp", "MCP server on stdio (relays to a running server when one is found)");
+  mcp->add_option("--url", mcp_opts.url,
+                  "Relay to the DevStream server at this URL (default: $DEVSTREAM_URL)");
+  mcp->add_option("--project", mcp_opts.project,
+                  "Default project of the tools (default: $DEVSTREAM_PROJECT, else the git root's "
+                  "name)");
+  AddDbOption(mcp, ctx);
+  mcp->callback([&] {
+    action = [&] {
+      mcp_opts.db_path = ctx.db_path;
+      return RunMcp(mcp_opts);
+    };
+  });
 
   static ServeOptions worker_opts;
   auto* worker = app.add_subcommand(

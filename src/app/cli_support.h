@@ -81,7 +81,7 @@ Action WithService(Ctx& ctx, std::function<int(tasks::TaskService&)> f);
 Action WithMemory(Ctx& ctx, bool load_index, std::function<int(memory::MemoryService&)> f);
 Action WithServices(Ctx& ctx, std::function<int(Services&)> f);
 
-// `task claim|heartbeat`, `jobs …`, `session …`, `worker` (cli_engine.cpp).
+// `task claim|heartbeat`, `jobs …`, `session …`, `worker`, `mcp` (cli_engine.cpp).
 void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action);
 
 }  // namespace ds::app

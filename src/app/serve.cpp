@@ -14,11 +14,14 @@
 #include "api/http_server.h"
 #include "api/memory_routes.h"
 #include "api/rest_api.h"
+#include "app/mcp_command.h"
 #include "app/services.h"
 #include "core/clock.h"
 #include "engine/job_handlers.h"
 #include "engine/scheduler.h"
 #include "engine/worker.h"
+#include "mcp/devstream_tools.h"
+#include "mcp/http_transport.h"
 
 namespace ds::app {
 namespace {
@@ -162,6 +165,14 @@ int RunServe(const ServeOptions& opts) {
   api::RegisterRestRoutes(router, rest);
   api::RegisterMemoryRoutes(router, *sv.memory);
   api::RegisterEngineRoutes(router, engine_ctx);
+  mcp::ToolServices tool_services{*sv.tasks, *sv.memory, *sv.workflow};
+  mcp::ToolRegistry tools = mcp::DevStreamTools(tool_services);
+  mcp::ServerInfo mcp_info;
+  mcp_info.version = DEVSTREAM_VERSION;
+  mcp_info.instructions = McpInstructions();
+  mcp::McpServer mcp_server(tools, mcp_info);
+  mcp::HttpTransport mcp_http(mcp_server, {mcp::AllowedOriginsFromEnv()});
+  mcp_http.Register(router);
   api::ServerOptions sopts;
   sopts.host = opts.host;
   sopts.port = opts.port;

@@ -71,4 +71,17 @@ size_t Utf8Length(std::string_view s) {
   return n;
 }
 
+std::string_view Utf8Prefix(std::string_view s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return s;
+  size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  return s.substr(0, cut);
+}
+
+std::string FirstLine(std::string_view text, size_t max_bytes) {
+  std::string_view line = text.substr(0, text.find('\n'));
+  if (line.size() <= max_bytes) return std::string(line);
+  return std::string(Utf8Prefix(line, max_bytes)) + "…";
+}
+
 }  // namespace ds

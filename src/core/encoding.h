@@ -15,5 +15,11 @@ std::optional<std::string> Base64UrlDecode(std::string_view text);
 bool IsValidUtf8(std::string_view text);
 // Number of code points in well-formed UTF-8.
 size_t Utf8Length(std::string_view text);
+// The longest prefix of `text` of at most `max_bytes` bytes that does not
+// end inside a UTF-8 sequence.
+std::string_view Utf8Prefix(std::string_view text, size_t max_bytes);
+// The first line of `text`, cut to `max_bytes` on a character boundary with
+// "…" appended when cut.
+std::string FirstLine(std::string_view text, size_t max_bytes);
 
 }  // namespace ds

@@ -83,6 +83,34 @@ const std::vector<std::string>& StandardJobKinds() {
   return kinds;
 }
 
+namespace {
+
+bool IsBackupName(std::string_view n) {
+  if (n.empty() || n.size() > 128 || n[0] == '.') return false;
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
+}  // namespace
+
+Status ValidateJobPayload(const std::string& kind, const json::object& payload) {
+  ObjectReader r(payload, "payload");
+  if (kind == "backup") {
+    if (auto name = r.String("name", false, 1, 128); name && !IsBackupName(*name)) {
+      r.Fail("name",
+             "must be a file name (letters, digits, '.', '_', '-'; not starting with '.'); "
+             "backups are written only into the backup directory");
+    }
+  } else if (kind == "retention") {
+    r.Bool("optimize", false);
+  } else if (kind == "session_summary") {
+    r.String("session_id", true, 1, 128);
+  }
+  return r.Finish();
+}
+
 void RegisterJobHandlers(Worker& worker, EngineServices& sv) {
   memory::MemoryService& memory = sv.workflow.memory();
   tasks::TaskService& tasks = sv.workflow.tasks();
@@ -91,13 +119,11 @@ void RegisterJobHandlers(Worker& worker, EngineServices& sv) {
   worker.Register("reembed_all", [&memory](JobContext& ctx) { return RunEmbed(memory, ctx); });
 
   worker.Register("backup", [&sv](JobContext& ctx) -> Status {
+    DS_RETURN_IF_ERROR(ValidateJobPayload("backup", ctx.payload));
     std::string dest;
     bool scheduled = true;
-    if (auto it = ctx.payload.find("path"); it != ctx.payload.end()) {
-      if (!it->value().is_string() || it->value().as_string().empty()) {
-        return Status::InvalidArgument("backup payload.path must be a non-empty string");
-      }
-      dest = std::string(it->value().as_string());
+    if (auto it = ctx.payload.find("name"); it != ctx.payload.end()) {
+      dest = sv.settings.backup_dir + "/" + std::string(it->value().as_string());
       scheduled = false;
     } else {
       dest = sv.settings.backup_dir + "/devstream-" + ctx.job.id + ".db";
@@ -111,6 +137,7 @@ void RegisterJobHandlers(Worker& worker, EngineServices& sv) {
   });
 
   worker.Register("retention", [&memory, &sv](JobContext& ctx) -> Status {
+    DS_RETURN_IF_ERROR(ValidateJobPayload("retention", ctx.payload));
     bool optimize = false;
     if (auto it = ctx.payload.find("optimize"); it != ctx.payload.end()) {
       optimize = it->value().is_bool() && it->value().as_bool();
@@ -139,11 +166,8 @@ void RegisterJobHandlers(Worker& worker, EngineServices& sv) {
   });
 
   worker.Register("session_summary", [&sv](JobContext& ctx) -> Status {
-    auto it = ctx.payload.find("session_id");
-    if (it == ctx.payload.end() || !it->value().is_string()) {
-      return Status::InvalidArgument("session_summary payload needs session_id (a string)");
-    }
-    return sv.sessions.Summarize(std::string(it->value().as_string())).status();
+    DS_RETURN_IF_ERROR(ValidateJobPayload("session_summary", ctx.payload));
+    return sv.sessions.Summarize(std::string(ctx.payload.at("session_id").as_string())).status();
   });
 }
 

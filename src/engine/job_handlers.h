@@ -3,9 +3,10 @@
 // state as running it once.
 //   embed_memory     memories lacking a current-model vector get one
 //   reembed_all      the same after a model change (whole database)
-//   backup           consistent online copy to payload.path or
-//                    <backup_dir>/devstream-<job id>.db, keeping the newest
-//                    `backup_keep` scheduled copies
+//   backup           consistent online copy to <backup_dir>/payload.name, or
+//                    (scheduled) <backup_dir>/devstream-<job id>.db keeping
+//                    the newest `backup_keep` of those; never outside
+//                    backup_dir
 //   retention        archive stale memories (RetentionPolicy), FTS optimize
 //   lease_reaper     expired task leases back to pending (or failed), expired
 //                    job leases back to queued, old finished jobs and the
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "engine/job_queue.h"
 #include "engine/session_service.h"
 #include "engine/task_workflow.h"
@@ -47,6 +49,10 @@ struct EngineServices {
 void RegisterJobHandlers(Worker& worker, EngineServices& services);
 // The kinds RegisterJobHandlers registers, sorted.
 const std::vector<std::string>& StandardJobKinds();
+// Checks a payload before it is queued (InvalidArgument naming the field):
+// backup {name?: file name}, retention {optimize?: bool}, session_summary
+// {session_id}, the other kinds {}.
+Status ValidateJobPayload(const std::string& kind, const json::object& payload);
 
 // Settings from DEVSTREAM_BACKUP_DIR, DEVSTREAM_BACKUP_KEEP,
 // DEVSTREAM_RETENTION_DAYS and DEVSTREAM_RETENTION_MAX_RELEVANCE.

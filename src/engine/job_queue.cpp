@@ -193,7 +193,7 @@ Result<Job> JobQueue::Fail(const std::string& id, const std::string& worker,
                                   " lease_owner = NULL, lease_expires_at = NULL, updated_at = ?5,"
                                   " finished_at = CASE WHEN ?2 = 'queued' THEN NULL ELSE ?5 END"
                                   " WHERE id = ?1"));
-    u.Bind(1, id).Bind(2, state).Bind(3, run_at).Bind(4, error.substr(0, 4000)).Bind(5, now);
+    u.Bind(1, id).Bind(2, state).Bind(3, run_at).Bind(4, Utf8Prefix(error, 4000)).Bind(5, now);
     DS_RETURN_IF_ERROR(u.Run());
     DS_ASSIGN_OR_RETURN(Job fresh, LoadJob(c, id));
     out = std::move(fresh);

@@ -32,31 +32,31 @@ Session ReadSession(const Stmt& s) {
   return out;
 }
 
-Result<std::optional<Session>> FindSession(Connection& c, const std::string& id) {
+// By our id (ses_…), else by external id within `project_id` (external ids
+// are unique per project only).
+Result<std::optional<Session>> FindSession(Connection& c, const std::string& id,
+                                           const std::optional<std::string>& project_id) {
   DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT ") + kSessionCols +
-                                        " FROM work_sessions WHERE id = ?1 OR external_id = ?1"
-                                        " ORDER BY id = ?1 DESC, started_at DESC LIMIT 1"));
-  s.Bind(1, id);
+                                        " FROM work_sessions WHERE id = ?1 OR (external_id = ?1"
+                                        " AND project_id = ?2) ORDER BY id = ?1 DESC LIMIT 1"));
+  s.Bind(1, id).Bind(2, project_id);
   DS_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<Session>();
   return std::optional<Session>(ReadSession(s));
 }
 
-Result<Session> LoadSession(Connection& c, const std::string& id) {
-  DS_ASSIGN_OR_RETURN(auto found, FindSession(c, id));
+Result<Session> LoadSession(Connection& c, const std::string& id,
+                            const std::optional<std::string>& project_id = std::nullopt) {
+  DS_ASSIGN_OR_RETURN(auto found, FindSession(c, id, project_id));
   if (!found) return Status::NotFound("session " + id + " does not exist");
   return *found;
 }
 
-// First line of a memory, at most 200 characters (on a UTF-8 boundary).
-std::string FirstLine(const std::string& text) {
-  std::string line = text.substr(0, text.find('\n'));
-  if (line.size() > 200) {
-    size_t cut = 200;
-    while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
-    line = line.substr(0, cut) + "…";
-  }
-  return line;
+// The project an external id is looked up in (nullopt: none exists yet).
+Result<std::optional<std::string>> LookupProject(Connection& c, const std::string& id,
+                                                 const std::optional<std::string>& project) {
+  if (id.rfind("ses_", 0) == 0) return std::optional<std::string>();
+  return ProjectIdForRead(c, project);
 }
 
 std::string Minutes(const std::string& from, const std::optional<std::string>& to) {
@@ -82,7 +82,7 @@ std::string RenderSummary(const SessionDigest& d) {
   out += "\n## Tasks completed (" + std::to_string(d.completed.size()) + ")\n";
   for (const auto& t : d.completed) {
     out += "- " + t.title + " [" + t.task_type + ", " + t.id + "]";
-    if (!t.note.empty()) out += ": " + FirstLine(t.note);
+    if (!t.note.empty()) out += ": " + FirstLine(t.note, 200);
     out += "\n";
   }
   if (d.completed.empty()) out += "- none\n";
@@ -105,7 +105,7 @@ Result<SessionInput> DecodeSessionInput(const json::value& body,
   DS_ASSIGN_OR_RETURN(const json::object* obj, RequireObject(body, "session"));
   ObjectReader r(*obj, "session");
   SessionInput in;
-  in.project = r.String("project", false, 1, 100);
+  in.project = r.String("project", false, 1, 200);
   in.agent = r.String("agent", false, 1, 200);
   in.external_id = r.String("external_id", false, 1, 200);
   in.plan_id = r.String("plan_id", false, 1, 100);
@@ -185,10 +185,12 @@ Result<std::pair<Session, bool>> SessionService::Start(const SessionInput& in) {
   return *out;
 }
 
-Result<Session> SessionService::End(const std::string& id) {
+Result<Session> SessionService::End(const std::string& id,
+                                    const std::optional<std::string>& project) {
   std::optional<Session> out;
   DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
-    DS_ASSIGN_OR_RETURN(Session s, LoadSession(c, id));
+    DS_ASSIGN_OR_RETURN(auto project_id, LookupProject(c, id, project));
+    DS_ASSIGN_OR_RETURN(Session s, LoadSession(c, id, project_id));
     if (s.status == "active") {
       std::string now = NowTimestamp();
       DS_ASSIGN_OR_RETURN(Stmt u, c.Prepare("UPDATE work_sessions SET status = 'ended', "
@@ -209,10 +211,12 @@ Result<Session> SessionService::End(const std::string& id) {
   return *out;
 }
 
-Result<Session> SessionService::Get(const std::string& id) {
+Result<Session> SessionService::Get(const std::string& id,
+                                    const std::optional<std::string>& project) {
   std::optional<Session> out;
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
-    DS_ASSIGN_OR_RETURN(Session s, LoadSession(c, id));
+    DS_ASSIGN_OR_RETURN(auto project_id, LookupProject(c, id, project));
+    DS_ASSIGN_OR_RETURN(Session s, LoadSession(c, id, project_id));
     out = std::move(s);
     return Status::Ok();
   }));
@@ -282,7 +286,7 @@ Result<SessionDigest> SessionService::Digest(const std::string& id) {
       DS_ASSIGN_OR_RETURN(bool row, m.Step());
       if (!row) break;
       std::string type = m.Text(1);
-      SessionDigest::MemoryLine line{m.Int(0), FirstLine(m.Text(2))};
+      SessionDigest::MemoryLine line{m.Int(0), FirstLine(m.Text(2), 200)};
       if (type == "decision") d.decisions.push_back(line);
       if (type == "error") d.errors.push_back(line);
       if (type == "learning") d.learnings.push_back(line);

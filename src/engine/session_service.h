@@ -68,10 +68,11 @@ class SessionService {
   // A new active session; with an external_id already active in the project,
   // that session instead (created = false).
   Result<std::pair<Session, bool>> Start(const SessionInput& input);
-  // Ends the session (idempotent) and queues its summary.
-  Result<Session> End(const std::string& id);
-  // By our id (ses_…) or by external id.
-  Result<Session> Get(const std::string& id);
+  // Ends the session (idempotent) and queues its summary. `id` is ours
+  // (ses_…) or an external id, looked up in `project` (default project when
+  // absent): external ids are unique per project only.
+  Result<Session> End(const std::string& id, const std::optional<std::string>& project = {});
+  Result<Session> Get(const std::string& id, const std::optional<std::string>& project = {});
   // The most recently ended session of the project, summarised.
   Result<Session> Latest(const std::optional<std::string>& project);
   // Writes the summary of an ended session (the session_summary job).

@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "core/encoding.h"
 #include "store/database.h"
 
 namespace ds::engine {
@@ -110,11 +111,7 @@ Result<std::vector<memory::SearchHit>> TaskWorkflow::RelevantMemories(const task
   if (!t.description.empty()) q.query += "\n" + t.description;
   for (const auto& f : t.input_files) q.query += "\n" + f;
   for (const auto& f : t.output_files) q.query += "\n" + f;
-  if (q.query.size() > 4000) {
-    size_t cut = 4000;  // on a UTF-8 character boundary
-    while (cut > 0 && (static_cast<unsigned char>(q.query[cut]) & 0xC0) == 0x80) --cut;
-    q.query.resize(cut);
-  }
+  q.query = std::string(Utf8Prefix(q.query, 4000));
   q.filter.project = plan.project_id;
   q.filter.limit = limit + 1;
   q.record_access = false;

@@ -309,11 +309,7 @@ ContextResult AssembleContext(const std::vector<SearchHit>& hits, int budget, bo
           static_cast<int64_t>(left) * 4 -
           static_cast<int64_t>(header.size() + open.size() + close.size() + marker.size() + 1);
       if (room > 0) {
-        std::string cut = m.content.substr(0, static_cast<size_t>(room));
-        // Do not split a UTF-8 sequence.
-        while (!cut.empty() && (static_cast<unsigned char>(cut.back()) & 0xC0) == 0x80)
-          cut.pop_back();
-        if (!cut.empty() && static_cast<unsigned char>(cut.back()) >= 0xC0) cut.pop_back();
+        std::string cut(Utf8Prefix(m.content, static_cast<size_t>(room)));
         std::string tblock = header + open + cut + marker + close + "\n";
         int ttokens = EstimateTokens(tblock);
         if (ttokens <= left) {

@@ -269,7 +269,7 @@ Result<ClaimInput> DecodeClaim(const json::value& body,
   if (auto v = r.Int("lease_seconds", false, kMinLeaseSeconds, kMaxLeaseSeconds)) {
     in.lease_seconds = static_cast<int>(*v);
   }
-  in.project = r.String("project", false, 1, 100);
+  in.project = r.String("project", false, 1, 200);
   in.plan_id = r.String("plan_id", false, 1, 100);
   DS_RETURN_IF_ERROR(r.Finish());
   DS_RETURN_IF_ERROR(RequireAgent(&agent, header_agent, "claim"));

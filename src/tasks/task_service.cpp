@@ -1316,7 +1316,7 @@ Result<Task> TaskService::Heartbeat(const std::string& id, const HeartbeatInput&
     if (t.status != "active") {
       return Status::Conflict("task " + id + " is " + t.status +
                               ", not active; only an active task has a lease to extend")
-          .WithDetail("status", json::string(t.status));
+          .WithDetail("task_status", json::string(t.status));
     }
     DS_RETURN_IF_ERROR(CheckLeaseOwner(t, in.agent, in.force));
     std::string now = NowTimestamp();

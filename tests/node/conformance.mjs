@@ -8,9 +8,9 @@
 // and query values sent as valid are validated against the document too, and
 // bodies sent to provoke a 422 must be rejected by the documented schema.
 // It also checks that GET /openapi.json serves the file byte-for-byte (as
-// JSON) and that the routes registered in src/api/rest_api.cpp and
-// src/api/memory_routes.cpp are exactly the documented operations. The
-// server is stopped with SIGTERM in all cases.
+// JSON) and that the routes registered in src/api/rest_api.cpp,
+// src/api/memory_routes.cpp and src/api/engine_routes.cpp are exactly the
+// documented operations. The server is stopped with SIGTERM in all cases.
 import { spawn } from "node:child_process";
 import { accessSync, constants as fsConstants, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,7 +28,7 @@ const SHUTDOWN_TIMEOUT_MS = 15_000;
 const binary = process.argv[2];
 const docFile = process.argv[3] ?? fileURLToPath(new URL("../../src/api/openapi.json", import.meta.url));
 // Every source file that registers routes (router.Add) of the served API.
-const routesFiles = ["rest_api.cpp", "memory_routes.cpp"].map((f) => fileURLToPath(new URL(`../../src/api/${f}`, import.meta.url)));
+const routesFiles = ["rest_api.cpp", "memory_routes.cpp", "engine_routes.cpp"].map((f) => fileURLToPath(new URL(`../../src/api/${f}`, import.meta.url)));
 if (!binary) fail("usage: node conformance.mjs DEVSTREAM_BINARY [OPENAPI.json]");
 if (!existsSync(binary)) fail(`no devstream binary at ${binary}`);
 try {
@@ -131,7 +131,9 @@ function validate(schema, value, where) {
 }
 
 // Sends one request to the operation `method template` and checks the reply.
-// opts: path (the concrete path), query (object), headers, json (a body to
+// expectStatus: the status the reply must have, or an array of acceptable
+// ones (for replies that depend on timing, e.g. a job the worker may already
+// have run). opts: path (the concrete path), query (object), headers, json (a body to
 // serialise), raw (a raw string body), contentType, bodyValid (true: the body
 // must satisfy the request schema; false: it must not; undefined: no check).
 async function call(method, template, expectStatus, opts = {}) {
@@ -148,11 +150,12 @@ async function call(method, template, expectStatus, opts = {}) {
     body = opts.raw;
     headers["Content-Type"] = opts.contentType ?? "application/json";
   }
-  const label = `${method} ${path}${url.search} -> ${expectStatus}`;
+  const expected = [].concat(expectStatus);
+  const label = `${method} ${path}${url.search} -> ${expected.join("|")}`;
 
   // The request itself, against the document.
   const declared = params(op);
-  if (expectStatus < 300) {
+  if (expected.every((s) => s < 300)) {
     for (const [k, v] of Object.entries(opts.query ?? {})) {
       const p = declared.find((q) => q.in === "query" && q.name === k);
       if (!p) problem(`${label}: query parameter ${k} is not documented`);
@@ -204,7 +207,7 @@ async function call(method, template, expectStatus, opts = {}) {
       json = undefined;
     }
   }
-  if (status !== expectStatus) {
+  if (!expected.includes(status)) {
     throw new Error(`${label}: got ${status} ${text.slice(0, 500)}`);
   }
   const key = `${method} ${template}`;
@@ -524,6 +527,9 @@ async function scenario() {
   // ---- memories, search and context ----
   await memoryScenario({ P, project, plan, phase: p1, task: a });
 
+  // ---- leases, jobs and sessions ----
+  await engineScenario({ P, task: a });
+
   // ---- after all that, still healthy ----
   await call("GET", "/health", 200);
 }
@@ -542,12 +548,16 @@ async function memoryScenario({ P, project, plan, phase, task }) {
   const notUtf8 = { "X-DevStream-Project": "caf\u00e9" }; // fetch sends U+00E9 as the single byte 0xE9
   const longAgent = { "X-DevStream-Agent": "a".repeat(201) };
 
-  // ---- empty project ----
+  // ---- the project before any memory is stored ----
+  // Completing task a (the task scenario) stored one memory linked to it.
+  const pre = (await call("GET", M, 200, { query: { ...MQ, include_archived: "true" } })).json?.items ?? [];
+  const completion = pre[0];
+  expect(pre.length === 1 && completion?.source === "engine" && completion?.content_type === "output" && completion?.task_id === task.id && completion?.phase_id === phase.id && completion?.plan_id === plan.id, `completing a task should store one engine memory linked to it: ${JSON.stringify(pre).slice(0, 500)}`);
   const stats0 = await call("GET", `${M}/stats`, 200, { query: MQ });
-  expect(stats0.json?.memories === 0 && stats0.json?.vectors === 0 && stats0.json?.indexed === 0, "a project without memories should have zero stats");
+  expect(stats0.json?.memories === 1 && stats0.json?.vectors <= 1 && stats0.json?.indexed <= 1, "a project with only the completion memory should count one memory");
   await call("GET", `${M}/stats`, 200);
   const empty = await call("GET", M, 200, { query: MQ });
-  expect(empty.json?.items?.length === 0 && empty.json?.next_cursor === null, "a project without memories should list none");
+  expect(isDeepStrictEqual(ids(empty), [completion?.id]) && empty.json?.next_cursor === null, "before any store the project should list only the completion memory");
 
   // ---- store ----
   const C1 = "Build with CMake presets: run cmake --preset asan, then ninja in build/asan.";
@@ -657,8 +667,8 @@ async function memoryScenario({ P, project, plan, phase, task }) {
   await call("POST", `${M}/batch`, 413, { raw: JSON.stringify({ memories: [JSON.parse(bigBody)] }) });
 
   // ---- list ----
-  // Live: m1, m3, m4, m5, long, batch[0], batch[2], m6; m2 is superseded.
-  const live = [m1.id, m3.id, m4.id, m5.id, long.id, bi[0].id, bi[2].id, m6.id].sort((x, y) => y - x);
+  // Live: the completion memory, m1, m3, m4, m5, long, batch[0], batch[2], m6; m2 is superseded.
+  const live = [completion.id, m1.id, m3.id, m4.id, m5.id, long.id, bi[0].id, bi[2].id, m6.id].sort((x, y) => y - x);
   const seen = [];
   let cursor;
   let pages = 0;
@@ -677,7 +687,7 @@ async function memoryScenario({ P, project, plan, phase, task }) {
   expect(isDeepStrictEqual(ids(codeAll), [m3.id, m2.id]), "include_archived=1 should list both snapshots, newest first");
   expect(codeAll.json?.items?.[1]?.superseded_by === m3.id, "the old snapshot should be superseded by the new one");
   const linked = await call("GET", M, 200, { query: { ...MQ, plan_id: plan.id, phase_id: phase.id, task_id: task.id, include_archived: "false" } });
-  expect(isDeepStrictEqual(ids(linked), [m1.id]), "plan/phase/task filters should find the linked memory");
+  expect(isDeepStrictEqual(ids(linked), [m1.id, completion.id]), "plan/phase/task filters should find the linked memory and the task's completion memory");
   const noSession = await call("GET", M, 200, { query: { ...MQ, session_id: "no-such-session", include_archived: "0" } });
   expect(noSession.json?.items?.length === 0, "an unknown session matches nothing");
   const viaHeader = await call("GET", M, 200, { headers: MH });
@@ -844,6 +854,226 @@ async function memoryScenario({ P, project, plan, phase, task }) {
   await call("GET", `${M}/stats`, 422, { query: { ...MQ, verbose: 1 } });
   await call("GET", `${M}/stats`, 422, { headers: longAgent });
   await call("GET", `${M}/stats`, 400, { headers: notUtf8 });
+}
+
+// The task-engine routes (src/api/engine_routes.cpp, and the lease rules of
+// GET /tasks/{id} and the transition route): claiming tasks with leases,
+// heartbeats, the durable job queue and work sessions. They run in their
+// own project ("engine") so that the other scenarios' expectations hold; the
+// server's embedded worker runs the jobs meanwhile. `task` is the completed
+// task of the task scenario.
+async function engineScenario({ P, task }) {
+  const EQ = { project: "engine" };
+  const EH = { "X-DevStream-Project": "engine" };
+  const A1 = { "X-DevStream-Agent": "agent-one" };
+  const A2 = { "X-DevStream-Agent": "agent-two" };
+  const taskPath = (t) => `${P}/tasks/${t.id}`;
+  const CLAIM = `${P}/tasks/claim`;
+  const hb = (t) => `${taskPath(t)}/heartbeat`;
+  const tr = (t) => `${taskPath(t)}/transition`;
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  // ---- a plan with two ready tasks, and a memory relevant to the first ----
+  const plan = (await call("POST", `${P}/plans`, 201, { json: { project: "engine", title: "Engine plan", status: "active" }, bodyValid: true })).json;
+  const phase = (await call("POST", "/api/v1/plans/{id}/phases", 201, { path: `${P}/plans/${plan.id}/phases`, json: { name: "Leases" }, bodyValid: true })).json;
+  const phaseTasks = `${P}/phases/${phase.id}/tasks`;
+  const t1 = (await call("POST", "/api/v1/phases/{id}/tasks", 201, { path: phaseTasks, json: { title: "Lease reaper", description: "expired task leases go back to pending", priority: 9, output_files: ["src/engine/reaper.cpp"] }, bodyValid: true })).json;
+  const t2 = (await call("POST", "/api/v1/phases/{id}/tasks", 201, { path: phaseTasks, json: { title: "Second engine task", priority: 4 }, bodyValid: true })).json;
+  await call("POST", `${P}/memories`, 201, { query: EQ, json: { content: "Lease reaper: expired task leases go back to pending with retry_count + 1.", content_type: "learning", keywords: ["lease", "reaper"] }, bodyValid: true });
+
+  // ---- claim ----
+  await call("POST", CLAIM, 422, { query: EQ, json: {}, bodyValid: true }); // no agent anywhere
+  await call("POST", CLAIM, 422, { query: EQ, json: { agent: "" }, bodyValid: false });
+  await call("POST", CLAIM, 422, { query: EQ, json: { agent: "agent-one", lease_seconds: 0 }, bodyValid: false });
+  await call("POST", CLAIM, 422, { query: EQ, json: { agent: "agent-one", lease_seconds: 86_401 }, bodyValid: false });
+  await call("POST", CLAIM, 422, { query: EQ, json: { agent: "agent-one", colour: "red" }, bodyValid: false });
+  await call("POST", CLAIM, 422, { query: EQ, json: ["agent-one"], bodyValid: false });
+  await call("POST", CLAIM, 422, { query: { ...EQ, with_context: "yes" }, json: { agent: "agent-one" } });
+  await call("POST", CLAIM, 422, { query: { ...EQ, limit: 1 }, json: { agent: "agent-one" } });
+  await call("POST", CLAIM, 404, { json: { agent: "agent-one", project: "no-such-project" }, bodyValid: true });
+  await call("POST", CLAIM, 404, { query: EQ, json: { agent: "agent-one", plan_id: missing("pln") }, bodyValid: true });
+  await call("POST", CLAIM, 400, { query: EQ, raw: '{"agent": ' });
+  await call("POST", CLAIM, 400, { query: EQ, raw: '{"agent":"agent-one"}', contentType: "text/plain" });
+  const c1 = await call("POST", CLAIM, 200, { query: { ...EQ, with_context: "1" }, headers: A1, json: { lease_seconds: 600 }, bodyValid: true });
+  const claimed = c1.json ?? {};
+  expect(claimed.id === t1.id && claimed.status === "active" && claimed.lease_owner === "agent-one" && claimed.assigned_agent === "agent-one" && typeof claimed.lease_expires_at === "string", "claim should lease the highest-priority ready task to the agent");
+  expect(etagVersion(c1) === claimed.version, "claim: ETag should carry the task's version");
+  expect(Array.isArray(claimed.context) && claimed.context.length >= 1 && claimed.context.length <= 5, "claim with_context=1 should return the relevant memory");
+  const c2 = await call("POST", CLAIM, 200, { headers: EH, json: { agent: "agent-two", plan_id: plan.id, lease_seconds: null, project: null }, bodyValid: true });
+  expect(c2.json?.id === t2.id && c2.json?.lease_owner === "agent-two" && !("context" in (c2.json ?? {})), "the second claim should take the other task, without context");
+  await call("POST", CLAIM, 204, { query: { ...EQ, with_context: "true" }, json: { agent: "agent-three" }, bodyValid: true });
+  await call("POST", CLAIM, 204, { headers: A2, json: { plan_id: plan.id }, bodyValid: true });
+
+  // ---- heartbeat ----
+  const beat = await call("POST", "/api/v1/tasks/{id}/heartbeat", 200, { path: hb(t1), headers: A1, json: { lease_seconds: 900 }, bodyValid: true });
+  expect(beat.json?.lease_owner === "agent-one" && beat.json?.status === "active" && etagVersion(beat) === beat.json?.version, "the owner's heartbeat should keep the lease");
+  await call("POST", "/api/v1/tasks/{id}/heartbeat", 200, { path: hb(t1), json: { agent: "agent-one" }, bodyValid: true });
+  const denied = await call("POST", "/api/v1/tasks/{id}/heartbeat", 403, { path: hb(t1), headers: A2, json: {}, bodyValid: true });
+  expect(denied.json?.lease_owner === "agent-one" && typeof denied.json?.lease_expires_at === "string", "403 should name the lease owner and expiry");
+  const forced = await call("POST", "/api/v1/tasks/{id}/heartbeat", 200, { path: hb(t1), headers: A2, json: { force: true, lease_seconds: 60 }, bodyValid: true });
+  expect(forced.json?.lease_owner === "agent-one", "a forced heartbeat keeps the owner");
+  await call("POST", "/api/v1/tasks/{id}/heartbeat", 409, { path: hb(task), headers: A1, json: {}, bodyValid: true });
+  await call("POST", "/api/v1/tasks/{id}/heartbeat", 404, { path: hb({ id: missing("tsk") }), headers: A1, json: {}, bodyValid: true });
+  await call("POST", "/api/v1/tasks/{id}/heartbeat", 422, { path: hb(t1), json: {}, bodyValid: true });
+  await call("POST", "/api/v1/tasks/{id}/heartbeat", 422, { path: hb(t1), json: { agent: "agent-one", lease_seconds: 86_401 }, bodyValid: false });
+  await call("POST", "/api/v1/tasks/{id}/heartbeat", 422, { path: hb(t1), json: { agent: "agent-one", force: "yes" }, bodyValid: false });
+  await call("POST", "/api/v1/tasks/{id}/heartbeat", 422, { path: hb(t1), json: { agent: "agent-one", ttl: 5 }, bodyValid: false });
+  await call("POST", "/api/v1/tasks/{id}/heartbeat", 422, { path: hb(t1), query: { now: 1 }, json: { agent: "agent-one" } });
+  await call("POST", "/api/v1/tasks/{id}/heartbeat", 400, { path: hb(t1), raw: "nope" });
+
+  // ---- transitions of leased tasks ----
+  const notOwner = await call("POST", "/api/v1/tasks/{id}/transition", 403, { path: tr(t1), headers: A2, json: { to: "completed" }, bodyValid: true });
+  expect(notOwner.json?.lease_owner === "agent-one", "403 should name the lease owner");
+  await call("POST", "/api/v1/tasks/{id}/transition", 403, { path: tr(t1), json: { to: "failed", actor: "agent-two", force: false }, bodyValid: true });
+  await call("POST", "/api/v1/tasks/{id}/transition", 403, { path: tr(t1), json: { to: "completed" }, bodyValid: true }); // no actor at all
+  await call("POST", "/api/v1/tasks/{id}/transition", 422, { path: tr(t1), headers: A1, json: { to: "completed", force: "yes" }, bodyValid: false });
+  const completed = await call("POST", "/api/v1/tasks/{id}/transition", 200, { path: tr(t1), headers: A1, json: { to: "completed", note: "reaper wired" }, bodyValid: true });
+  expect(completed.json?.status === "completed" && completed.json?.lease_owner === null && completed.json?.lease_expires_at === null, "completing ends the lease");
+  const released = await call("POST", "/api/v1/tasks/{id}/transition", 200, { path: tr(t2), json: { to: "pending", actor: "admin", force: true, note: "released by hand" }, bodyValid: true });
+  expect(released.json?.status === "pending" && released.json?.lease_owner === null && released.json?.retry_count === 1, "a forced release returns the task to pending");
+
+  // ---- GET a task with its context ----
+  const withCtx = await call("GET", "/api/v1/tasks/{id}", 200, { path: taskPath(task), query: { with_context: "1", context_limit: 3 } });
+  const ctxHits = withCtx.json?.context;
+  expect(Array.isArray(ctxHits) && ctxHits.length <= 3 && !ctxHits.some((h) => h.task_id === task.id && h.source === "engine"), "with_context should return at most context_limit memories, without the task's own completion memory");
+  expect(etagVersion(withCtx) === withCtx.json?.version, "GET task with_context: ETag should carry the version");
+  const t1Ctx = await call("GET", "/api/v1/tasks/{id}", 200, { path: taskPath(t1), query: { with_context: "true" } });
+  expect(Array.isArray(t1Ctx.json?.context) && t1Ctx.json.context.length >= 1 && t1Ctx.json.context.length <= 5, "with_context=true should use the default limit");
+  const noCtx = await call("GET", "/api/v1/tasks/{id}", 200, { path: taskPath(t1), query: { with_context: "false", context_limit: 50 } });
+  expect(noCtx.json && !("context" in noCtx.json), "with_context=false returns no context");
+  await call("GET", "/api/v1/tasks/{id}", 422, { path: taskPath(t1), query: { with_context: "yes" } });
+  await call("GET", "/api/v1/tasks/{id}", 422, { path: taskPath(t1), query: { with_context: "1", context_limit: 51 } });
+  await call("GET", "/api/v1/tasks/{id}", 422, { path: taskPath(t1), query: { context_limit: 0 } });
+
+  // ---- jobs ----
+  const J = `${P}/jobs`;
+  const jobPath = (j) => `${J}/${j.id}`;
+  const rollup = await call("POST", J, 201, { json: { kind: "rollup" }, bodyValid: true });
+  expect(rollup.json?.state === "queued" && rollup.json?.deduplicated === false && rollup.json?.priority === 5 && rollup.json?.max_attempts === 5 && rollup.json?.attempts === 0, "a new job is queued with the defaults");
+  const full = await call("POST", J, 201, { json: { kind: "retention", payload: { optimize: false }, priority: 2, max_attempts: 1, dedup_key: null }, bodyValid: true });
+  expect(full.json?.priority === 2 && full.json?.max_attempts === 1 && isDeepStrictEqual(full.json?.payload, { optimize: false }), "the job keeps its payload, priority and max_attempts");
+  await call("POST", J, 201, { json: { kind: "lease_reaper", payload: null, priority: null, max_attempts: null }, bodyValid: true });
+  // Deduplication: two requests sent together; the worker may (rarely) run
+  // the first job in between, so try a few keys.
+  let deduplicated = false;
+  for (let i = 0; i < 5 && !deduplicated; ++i) {
+    const body = { kind: "rollup", dedup_key: `conformance-dedup-${i}`, priority: 1 };
+    const [first, second] = await Promise.all([
+      call("POST", J, [200, 201], { json: body, bodyValid: true }),
+      call("POST", J, [200, 201], { json: body, bodyValid: true }),
+    ]);
+    const dup = [first, second].find((r) => r.status === 200);
+    const orig = [first, second].find((r) => r.status === 201);
+    if (dup && orig) {
+      deduplicated = dup.json?.deduplicated === true && dup.json?.id === orig.json?.id && dup.json?.dedup_key === body.dedup_key;
+      expect(deduplicated, "a deduplicated enqueue should return the queued job");
+    }
+  }
+  expect(deduplicated, "enqueueing the same dedup_key twice should deduplicate");
+  await call("POST", J, 422, { json: { kind: "fts_optimize" }, bodyValid: false });
+  await call("POST", J, 422, { json: { payload: {} }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: null }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "backup", payload: "nightly" }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "backup", payload: [1] }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "backup", priority: 11 }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "backup", max_attempts: 0 }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "backup", max_attempts: 101 }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "backup", dedup_key: "" }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "backup", dedup_key: "k".repeat(201) }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "backup", run_at: "now" }, bodyValid: false });
+  await call("POST", J, 422, { json: "rollup", bodyValid: false });
+  await call("POST", J, 422, { query: { project: "engine" }, json: { kind: "rollup" } });
+  await call("POST", J, 400, { raw: '{"kind": "rollup"' });
+  await call("POST", J, 400, { raw: '{"kind":"rollup"}', contentType: "text/plain" });
+  await call("POST", J, 413, { raw: JSON.stringify({ kind: "backup", payload: { path: "x".repeat(1_200_000) } }) });
+
+  const gotJob = await call("GET", "/api/v1/jobs/{id}", 200, { path: jobPath(rollup.json) });
+  expect(gotJob.json?.id === rollup.json.id && gotJob.json?.kind === "rollup", "GET job should return it");
+  await call("GET", "/api/v1/jobs/{id}", 404, { path: jobPath({ id: missing("job") }) });
+  await call("GET", "/api/v1/jobs/{id}", 422, { path: jobPath(rollup.json), query: { verbose: 1 } });
+
+  const list = await call("GET", J, 200);
+  expect((list.json?.items ?? []).some((j) => j.id === rollup.json.id), "the job list should include the new job");
+  const jp1 = await call("GET", J, 200, { query: { kind: "rollup", limit: 1 } });
+  expect(jp1.json?.items?.length === 1 && jp1.json.items[0].kind === "rollup" && typeof jp1.json?.next_cursor === "string", "jobs page 1 should have 1 rollup job and a cursor");
+  const jp2 = await call("GET", J, 200, { query: { kind: "rollup", limit: 1, cursor: jp1.json?.next_cursor } });
+  expect(jp2.json?.items?.length === 1 && jp2.json.items[0].kind === "rollup" && jp2.json.items[0].id < jp1.json.items[0].id, "jobs page 2 should continue after page 1, newest first");
+  await call("GET", J, 200, { query: { state: "queued" } });
+  await call("GET", J, 422, { query: { state: "bogus" } });
+  await call("GET", J, 422, { query: { limit: 0 } });
+  await call("GET", J, 422, { query: { cursor: "garbage" } });
+  await call("GET", J, 422, { query: { project: "engine" } });
+
+  // Retry: a job that never fails is never retryable (409, whatever its
+  // state by now); a session_summary job without session_id fails
+  // permanently, and can then be retried.
+  const notDead = await call("POST", "/api/v1/jobs/{id}/retry", 409, { path: `${jobPath(rollup.json)}/retry` });
+  expect(["queued", "running", "done"].includes(notDead.json?.state), "409 on retry should carry the job's state");
+  const broken = (await call("POST", J, 201, { json: { kind: "session_summary", payload: {}, max_attempts: 3 }, bodyValid: true })).json;
+  let brokenNow = broken;
+  for (let i = 0; i < 150 && brokenNow?.state !== "failed"; ++i) {
+    await sleep(100);
+    brokenNow = (await call("GET", "/api/v1/jobs/{id}", 200, { path: jobPath(broken) })).json;
+  }
+  expect(brokenNow?.state === "failed" && typeof brokenNow?.last_error === "string" && brokenNow?.finished_at !== null, `a job with a bad payload should fail permanently: ${JSON.stringify(brokenNow)}`);
+  if (brokenNow?.state === "failed") {
+    const failedList = await call("GET", J, 200, { query: { state: "failed", kind: "session_summary" } });
+    expect((failedList.json?.items ?? []).some((j) => j.id === broken.id), "state=failed should list the failed job");
+    const retried = await call("POST", "/api/v1/jobs/{id}/retry", 200, { path: `${jobPath(broken)}/retry` });
+    expect(retried.json?.state === "queued" && retried.json?.attempts === 0 && retried.json?.finished_at === null, "a retried job is queued again with no attempts");
+  }
+  await call("POST", "/api/v1/jobs/{id}/retry", 404, { path: `${jobPath({ id: missing("job") })}/retry` });
+  await call("POST", "/api/v1/jobs/{id}/retry", 422, { path: `${jobPath(broken)}/retry`, query: { force: 1 } });
+
+  // ---- sessions ----
+  const S = `${P}/sessions`;
+  const sesPath = (id) => `${S}/${id}`;
+  await call("GET", `${S}/latest`, 404, { query: EQ });
+  const s1Res = await call("POST", S, 201, { query: EQ, headers: A1, json: { external_id: "conf-session-1", plan_id: plan.id }, bodyValid: true });
+  const s1 = s1Res.json;
+  expect(s1?.status === "active" && s1?.agent === "agent-one" && s1?.external_id === "conf-session-1" && s1?.plan_id === plan.id && s1?.summary === "" && s1?.ended_at === null, "a new session is active and keeps its fields");
+  const again = await call("POST", S, 200, { headers: EH, json: { external_id: "conf-session-1", agent: "someone-else" }, bodyValid: true });
+  expect(again.json?.id === s1.id, "the same external_id should return the same session");
+  const anon = await call("POST", S, 201, { json: { project: "engine", agent: null, external_id: null, plan_id: null }, bodyValid: true });
+  expect(anon.json?.agent === "" && anon.json?.external_id === null, "a session without agent has an empty agent");
+  await call("POST", S, 422, { query: EQ, json: { plan_id: missing("pln") }, bodyValid: true });
+  await call("POST", S, 422, { query: EQ, json: { plan_id: "not-a-plan" }, bodyValid: true });
+  await call("POST", S, 422, { query: EQ, json: { external_id: "" }, bodyValid: false });
+  await call("POST", S, 422, { query: EQ, json: { agent: "a".repeat(201) }, bodyValid: false });
+  await call("POST", S, 422, { query: EQ, json: { title: "x" }, bodyValid: false });
+  await call("POST", S, 422, { query: EQ, json: [], bodyValid: false });
+  await call("POST", S, 422, { query: { ...EQ, limit: 1 }, json: {} });
+  await call("POST", S, 404, { json: { project: missing("prj") }, bodyValid: true });
+  await call("POST", S, 400, { query: EQ, raw: "{" });
+  await call("POST", S, 400, { query: EQ, raw: "" });
+
+  const byId = await call("GET", "/api/v1/sessions/{id}", 200, { path: sesPath(s1.id) });
+  expect(byId.json?.id === s1.id, "GET session by id");
+  const byExternal = await call("GET", "/api/v1/sessions/{id}", 200, { path: sesPath("conf-session-1") });
+  expect(byExternal.json?.id === s1.id, "GET session by external id");
+  await call("GET", "/api/v1/sessions/{id}", 404, { path: sesPath(missing("ses")) });
+  await call("GET", "/api/v1/sessions/{id}", 422, { path: sesPath(s1.id), query: { verbose: 1 } });
+
+  const ended = await call("POST", "/api/v1/sessions/{id}/end", 200, { path: `${sesPath(s1.id)}/end` });
+  expect(ended.json?.status === "ended" && typeof ended.json?.ended_at === "string", "ending a session");
+  const endedAgain = await call("POST", "/api/v1/sessions/{id}/end", 200, { path: `${sesPath(s1.id)}/end`, json: {}, bodyValid: true });
+  expect(endedAgain.json?.ended_at === ended.json?.ended_at, "ending twice changes nothing");
+  await call("POST", "/api/v1/sessions/{id}/end", 422, { path: `${sesPath(s1.id)}/end`, json: { summary: "x" }, bodyValid: false });
+  await call("POST", "/api/v1/sessions/{id}/end", 422, { path: `${sesPath(s1.id)}/end`, json: "now", bodyValid: false });
+  await call("POST", "/api/v1/sessions/{id}/end", 422, { path: `${sesPath(s1.id)}/end`, query: { now: 1 } });
+  await call("POST", "/api/v1/sessions/{id}/end", 400, { path: `${sesPath(s1.id)}/end`, raw: "{" });
+  await call("POST", "/api/v1/sessions/{id}/end", 400, { path: `${sesPath(s1.id)}/end`, raw: "{}", contentType: "text/plain" });
+  await call("POST", "/api/v1/sessions/{id}/end", 404, { path: `${sesPath(missing("ses"))}/end` });
+  const summaryJobs = await call("GET", J, 200, { query: { kind: "session_summary" } });
+  expect((summaryJobs.json?.items ?? []).some((j) => j.payload?.session_id === s1.id && j.dedup_key === `session_summary:${s1.id}`), "ending a session should queue its summary job");
+
+  const latest = await call("GET", `${S}/latest`, 200, { query: EQ });
+  expect(latest.json?.id === s1.id && latest.json?.summary?.includes(s1.id) && typeof latest.json?.summary_memory_id === "number", "the latest ended session should come back summarised");
+  await call("GET", `${S}/latest`, 200, { headers: EH });
+  await call("GET", `${S}/latest`, 404, { query: { project: "no-such-project" } });
+  await call("GET", `${S}/latest`, 422, { query: { ...EQ, limit: 1 } });
+  const reopened = await call("POST", S, 200, { query: EQ, json: { external_id: "conf-session-1" }, bodyValid: true });
+  expect(reopened.json?.id === s1.id && reopened.json?.status === "active" && reopened.json?.ended_at === null, "starting an ended session's external_id again should reopen it");
 }
 
 // ---------------------------------------------------------------- routes in the source

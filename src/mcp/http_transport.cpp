@@ -1,0 +1,238 @@
+#include "mcp/http_transport.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "core/id.h"
+
+namespace ds::mcp {
+namespace {
+
+api::Response JsonRpcHttpError(int http_status, int code, const std::string& message) {
+  api::Response r = api::JsonResponse(http_status, ErrorResponse(nullptr, code, message));
+  return r;
+}
+
+bool ContainsToken(const std::string* header, std::string_view token) {
+  return header && header->find(token) != std::string::npos;
+}
+
+// A request (not a notification) in the message or batch carries a progress token.
+bool WantsProgress(const json::value& message) {
+  auto one = [](const json::value& m) {
+    if (!m.is_object()) return false;
+    const auto* params = m.as_object().if_contains("params");
+    if (!params || !params->is_object()) return false;
+    const auto* meta = params->as_object().if_contains("_meta");
+    return meta && meta->is_object() && meta->as_object().contains("progressToken") &&
+           m.as_object().contains("id");
+  };
+  if (message.is_array()) {
+    return std::any_of(message.as_array().begin(), message.as_array().end(), one);
+  }
+  return one(message);
+}
+
+std::string SseEvent(const json::value& v) {
+  return "event: message\ndata: " + ToJsonString(v) + "\n\n";
+}
+
+// notifications/progress for each request carrying a token: the call has
+// started (progress 0) — and, once the answer exists, is done (1 of 1).
+void AppendProgress(const json::value& message, double progress, std::string* body) {
+  auto one = [&](const json::value& m) {
+    if (!m.is_object() || !m.as_object().contains("id")) return;
+    const auto* params = m.as_object().if_contains("params");
+    if (!params || !params->is_object()) return;
+    const auto* meta = params->as_object().if_contains("_meta");
+    if (!meta || !meta->is_object()) return;
+    const auto* token = meta->as_object().if_contains("progressToken");
+    if (!token || !(token->is_string() || token->is_int64() || token->is_uint64())) return;
+    *body += SseEvent(json::object{
+        {"jsonrpc", "2.0"},
+        {"method", "notifications/progress"},
+        {"params", json::object{{"progressToken", *token}, {"progress", progress}, {"total", 1}}}});
+  };
+  if (message.is_array()) {
+    for (const auto& m : message.as_array()) one(m);
+  } else {
+    one(message);
+  }
+}
+
+bool IsLoopbackOrigin(const std::string& origin) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (origin.rfind(scheme, 0) != 0) continue;
+    std::string_view rest = std::string_view(origin).substr(scheme.size());
+    for (std::string_view host : {"localhost", "127.0.0.1", "[::1]"}) {
+      if (rest.rfind(host, 0) == 0) {
+        std::string_view tail = rest.substr(host.size());
+        if (tail.empty() || tail[0] == ':') {
+          return tail.find('/') == std::string_view::npos;
+        }
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> AllowedOriginsFromEnv() {
+  std::vector<std::string> out;
+  const char* env = std::getenv("DEVSTREAM_MCP_ALLOWED_ORIGINS");
+  if (!env) return out;
+  std::string s(env);
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    size_t end = s.find(',', pos);
+    if (end == std::string::npos) end = s.size();
+    std::string item = s.substr(pos, end - pos);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (!item.empty()) out.push_back(item);
+    pos = end + 1;
+  }
+  return out;
+}
+
+HttpTransport::HttpTransport(const McpServer& server, HttpTransportOptions options)
+    : server_(server), options_(std::move(options)) {}
+
+void HttpTransport::Register(api::Router& router) {
+  router.Add("POST", "/mcp", [this](api::Request& req) { return Post(req); });
+  router.Add("DELETE", "/mcp", [this](api::Request& req) { return Delete(req); });
+}
+
+size_t HttpTransport::session_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sessions_.size();
+}
+
+bool HttpTransport::OriginAllowed(const std::string& origin) const {
+  if (IsLoopbackOrigin(origin)) return true;
+  return std::find(options_.allowed_origins.begin(), options_.allowed_origins.end(), origin) !=
+         options_.allowed_origins.end();
+}
+
+std::shared_ptr<HttpTransport::Session> HttpTransport::Find(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return nullptr;
+  auto now = std::chrono::steady_clock::now();
+  if (now - it->second->last_used > options_.session_idle) {
+    sessions_.erase(it);
+    return nullptr;
+  }
+  it->second->last_used = now;
+  return it->second;
+}
+
+std::string HttpTransport::Create(std::shared_ptr<Session> session) {
+  std::string id = RandomHex(16);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto now = std::chrono::steady_clock::now();
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    it = now - it->second->last_used > options_.session_idle ? sessions_.erase(it) : std::next(it);
+  }
+  if (sessions_.size() >= options_.max_sessions) {
+    auto oldest = std::min_element(
+        sessions_.begin(), sessions_.end(),
+        [](const auto& a, const auto& b) { return a.second->last_used < b.second->last_used; });
+    sessions_.erase(oldest);
+  }
+  session->last_used = now;
+  sessions_.emplace(id, std::move(session));
+  return id;
+}
+
+api::Response HttpTransport::Post(api::Request& req) {
+  if (const std::string* origin = req.Header("origin"); origin && !OriginAllowed(*origin)) {
+    return JsonRpcHttpError(
+        403, -32600,
+        "Forbidden: Origin " + *origin +
+            " is not allowed (loopback origins and DEVSTREAM_MCP_ALLOWED_ORIGINS)");
+  }
+  const std::string* accept = req.Header("accept");
+  bool accepts_json = !accept || ContainsToken(accept, "application/json") ||
+                      ContainsToken(accept, "*/*") || ContainsToken(accept, "application/*");
+  bool accepts_sse = ContainsToken(accept, "text/event-stream");
+  if (!accepts_json && !accepts_sse) {
+    return JsonRpcHttpError(406, -32600,
+                            "Not Acceptable: accept application/json and/or text/event-stream");
+  }
+  if (const std::string* v = req.Header("mcp-protocol-version")) {
+    const auto& supported = SupportedProtocolVersions();
+    if (std::find(supported.begin(), supported.end(), *v) == supported.end()) {
+      return JsonRpcHttpError(400, -32600, "Bad Request: unsupported MCP-Protocol-Version " + *v);
+    }
+  }
+  auto parsed = ParseJson(req.body, 128);
+  if (!parsed.ok()) {
+    return JsonRpcHttpError(400, -32700, "Parse error: " + parsed.status().message());
+  }
+  const json::value& message = *parsed;
+  bool initialize = McpServer::IsInitialize(message);
+  std::shared_ptr<Session> session;
+  const std::string* sid = req.Header("mcp-session-id");
+  std::string new_session_id;
+  if (initialize) {
+    session = std::make_shared<Session>();
+  } else if (sid) {
+    session = Find(*sid);
+    if (!session) {
+      return JsonRpcHttpError(404, -32001,
+                              "Session not found (expired or ended): initialize a new one");
+    }
+  } else {
+    // A client that negotiated a version without sessions, or one that skips
+    // initialize: served statelessly.
+    session = std::make_shared<Session>();
+    session->state.initialized = true;
+  }
+  std::optional<json::value> reply;
+  {
+    std::lock_guard<std::mutex> lock(session->mu);
+    std::string project;
+    if (const std::string* p = req.Header("x-devstream-project"); p && !p->empty()) project = *p;
+    reply = server_.Handle(message, session->state, project);
+    if (initialize && reply && reply->is_object() && reply->as_object().contains("result") &&
+        VersionHasSessions(session->state.protocol_version)) {
+      new_session_id = Create(session);
+    }
+  }
+  if (!reply) {
+    api::Response r;
+    r.status = 202;
+    r.content_type = "application/json";
+    return r;
+  }
+  api::Response r;
+  bool sse = (accepts_sse && !accepts_json) || (accepts_sse && WantsProgress(message));
+  if (sse) {
+    r.status = 200;
+    r.content_type = "text/event-stream";
+    AppendProgress(message, 1, &r.body);
+    r.body += SseEvent(*reply);
+    r.headers.emplace_back("Cache-Control", "no-cache");
+  } else {
+    r = api::JsonResponse(200, *reply);
+  }
+  if (!new_session_id.empty()) r.headers.emplace_back("Mcp-Session-Id", new_session_id);
+  return r;
+}
+
+api::Response HttpTransport::Delete(api::Request& req) {
+  if (const std::string* origin = req.Header("origin"); origin && !OriginAllowed(*origin)) {
+    return JsonRpcHttpError(403, -32600, "Forbidden: Origin " + *origin + " is not allowed");
+  }
+  const std::string* sid = req.Header("mcp-session-id");
+  if (!sid) return JsonRpcHttpError(400, -32600, "Bad Request: Mcp-Session-Id header required");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (sessions_.erase(*sid) == 0) return JsonRpcHttpError(404, -32001, "Session not found");
+  api::Response r;
+  r.status = 204;
+  return r;
+}
+
+}  // namespace ds::mcp

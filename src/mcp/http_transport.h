@@ -1,0 +1,64 @@
+// The MCP Streamable HTTP transport, mounted at /mcp on the REST server.
+//   POST /mcp    one JSON-RPC message or a batch. Requests are answered with
+//                a JSON body, or with an SSE stream (event "message") when a
+//                request carries params._meta.progressToken (progress
+//                notifications, then the result) or the client accepts only
+//                text/event-stream. Notifications/responses alone: 202.
+//   DELETE /mcp  ends the session named by Mcp-Session-Id.
+//   GET /mcp     405: the server never starts requests of its own.
+// initialize creates a session (Mcp-Session-Id in the answer, for protocol
+// versions that have sessions); later requests must carry it (400 without,
+// 404 when unknown or expired). An MCP-Protocol-Version header must name a
+// supported version. Requests with an Origin header are refused (403) unless
+// the origin is loopback or listed in `allowed_origins` (DNS rebinding).
+// Thread-safety: handlers may run concurrently; the session table is locked,
+// and requests of one session are serialised.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "api/router.h"
+#include "mcp/protocol.h"
+
+namespace ds::mcp {
+
+struct HttpTransportOptions {
+  std::vector<std::string> allowed_origins;  // exact origins, e.g. "https://app.example"
+  std::chrono::seconds session_idle{3600};
+  size_t max_sessions = 10000;
+};
+
+class HttpTransport {
+ public:
+  HttpTransport(const McpServer& server, HttpTransportOptions options);
+  void Register(api::Router& router);
+
+  size_t session_count() const;
+
+ private:
+  struct Session {
+    SessionState state;
+    std::chrono::steady_clock::time_point last_used;
+    std::mutex mu;  // one request of a session at a time
+  };
+  api::Response Post(api::Request& req);
+  api::Response Delete(api::Request& req);
+  bool OriginAllowed(const std::string& origin) const;
+  std::shared_ptr<Session> Find(const std::string& id);
+  std::string Create(std::shared_ptr<Session> session);
+
+  const McpServer& server_;
+  HttpTransportOptions options_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Session>> sessions_;
+};
+
+// Origins from DEVSTREAM_MCP_ALLOWED_ORIGINS (comma-separated).
+std::vector<std::string> AllowedOriginsFromEnv();
+
+}  // namespace ds::mcp
