@@ -45,13 +45,14 @@ Result<int64_t> EnvMillis(const char* name, int64_t def, int64_t lo, int64_t hi)
 }
 
 // Worker timing from DEVSTREAM_JOB_LEASE_MS, DEVSTREAM_WORKER_POLL_MS,
-// DEVSTREAM_WORKER_HEARTBEAT_MS, DEVSTREAM_JOB_BACKOFF_MS (base of the
-// exponential backoff); the defaults suit production.
+// DEVSTREAM_WORKER_HEARTBEAT_MS (at most 5 s: /health counts a worker gone
+// after 15 s of silence), DEVSTREAM_JOB_BACKOFF_MS (base of the exponential
+// backoff); the defaults suit production.
 Status WorkerTimingFromEnv(engine::WorkerOptions* w, engine::Backoff* b) {
   DS_ASSIGN_OR_RETURN(w->lease_ms, EnvMillis("DEVSTREAM_JOB_LEASE_MS", 60'000, 1'000, 86'400'000));
   DS_ASSIGN_OR_RETURN(w->poll_ms, EnvMillis("DEVSTREAM_WORKER_POLL_MS", 250, 10, 60'000));
   DS_ASSIGN_OR_RETURN(w->heartbeat_ms,
-                      EnvMillis("DEVSTREAM_WORKER_HEARTBEAT_MS", 5'000, 100, 60'000));
+                      EnvMillis("DEVSTREAM_WORKER_HEARTBEAT_MS", 5'000, 100, 5'000));
   DS_ASSIGN_OR_RETURN(b->base_ms, EnvMillis("DEVSTREAM_JOB_BACKOFF_MS", 1'000, 0, 3'600'000));
   if (w->heartbeat_ms * 2 > w->lease_ms) {
     return Status::InvalidArgument(

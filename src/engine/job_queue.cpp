@@ -171,8 +171,8 @@ Status JobQueue::Complete(const std::string& id, const std::string& worker) {
     DS_RETURN_IF_ERROR(LoadOwnedRunning(c, id, worker).status());
     DS_ASSIGN_OR_RETURN(Stmt u,
                         c.Prepare("UPDATE jobs SET state = 'done', lease_owner = NULL,"
-                                  " lease_expires_at = NULL, updated_at = ?2, finished_at = ?2"
-                                  " WHERE id = ?1"));
+                                  " lease_expires_at = NULL, last_error = NULL, updated_at = ?2,"
+                                  " finished_at = ?2 WHERE id = ?1"));
     u.Bind(1, id).Bind(2, NowTimestamp());
     return u.Run();
   });

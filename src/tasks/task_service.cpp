@@ -518,9 +518,20 @@ Status CheckLeaseOwner(const Task& t, const std::optional<std::string>& actor, b
 // Ready tasks, best first: pending, in an open plan, blocking dependencies and
 // dependency phases done; priority then age (ids sort by creation), soft edges
 // among ready tasks put the prerequisite first.
+// `first_only`: the caller needs the best task alone (a claim). Unless soft
+// edges could reorder the list, the query then stops at one row.
 Result<std::vector<Task>> LoadReady(Connection& c, const std::optional<std::string>& project_id,
-                                    const std::optional<std::string>& plan_id) {
+                                    const std::optional<std::string>& plan_id,
+                                    bool first_only = false) {
   std::vector<Task> ready;
+  int64_t limit = -1;
+  if (first_only) {
+    DS_ASSIGN_OR_RETURN(Stmt soft, c.Prepare("SELECT EXISTS (SELECT 1 FROM task_dependencies d"
+                                             " JOIN micro_tasks t ON t.id = d.task_id"
+                                             " WHERE d.kind = 'soft' AND t.status = 'pending')"));
+    DS_ASSIGN_OR_RETURN(bool row, soft.Step());
+    if (row && soft.Int(0) == 0) limit = 1;
+  }
   DS_ASSIGN_OR_RETURN(
       Stmt s, c.Prepare(std::string("SELECT ") + kTaskCols + kTaskFrom +
                         " WHERE t.status = 'pending' AND pl.status IN ('draft','active')"
@@ -531,8 +542,8 @@ Result<std::vector<Task>> LoadReady(Connection& c, const std::optional<std::stri
                         " AND NOT EXISTS (SELECT 1 FROM phase_dependencies pd JOIN micro_tasks qt"
                         "   ON qt.phase_id = pd.depends_on WHERE pd.phase_id = t.phase_id"
                         "   AND qt.status NOT IN ('completed','skipped'))"
-                        " ORDER BY t.priority DESC, t.id"));
-  s.Bind(1, project_id).Bind(2, plan_id);
+                        " ORDER BY t.priority DESC, t.id LIMIT ?3"));
+  s.Bind(1, project_id).Bind(2, plan_id).Bind(3, limit);
   for (;;) {
     DS_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
@@ -1274,6 +1285,12 @@ Result<std::vector<Task>> TaskService::Ready(const ReadyFilter& f) {
 }
 
 Result<std::optional<Task>> TaskService::Claim(const ClaimInput& in) {
+  if (in.lease_seconds < kMinLeaseSeconds || in.lease_seconds > kMaxLeaseSeconds ||
+      in.agent.empty()) {
+    return Status::InvalidArgument("claim needs an agent and lease_seconds in " +
+                                   std::to_string(kMinLeaseSeconds) + ".." +
+                                   std::to_string(kMaxLeaseSeconds));
+  }
   std::optional<Task> out;
   DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
     out.reset();
@@ -1284,7 +1301,7 @@ Result<std::optional<Task>> TaskService::Claim(const ClaimInput& in) {
       DS_ASSIGN_OR_RETURN(project_id, ProjectIdForRead(c, in.project));
       if (!project_id) return Status::Ok();
     }
-    DS_ASSIGN_OR_RETURN(auto ready, LoadReady(c, project_id, in.plan_id));
+    DS_ASSIGN_OR_RETURN(auto ready, LoadReady(c, project_id, in.plan_id, /*first_only=*/true));
     if (ready.empty()) return Status::Ok();
     const Task& t = ready.front();
     std::string now = NowTimestamp();
@@ -1328,6 +1345,11 @@ Result<Task> TaskService::Heartbeat(const std::string& id, const HeartbeatInput&
                                   " WHERE id = ?1"));
     u.Bind(1, id).Bind(2, expires).Bind(3, in.agent).Bind(4, now);
     DS_RETURN_IF_ERROR(u.Run());
+    if (t.lease_owner && *t.lease_owner != in.agent) {
+      DS_RETURN_IF_ERROR(
+          InsertEvent(c, id, t.status, t.status, in.agent,
+                      "lease of " + *t.lease_owner + " extended to " + expires + " (forced)"));
+    }
     DS_ASSIGN_OR_RETURN(Task fresh, LoadTask(c, id));
     out = std::move(fresh);
     return Status::Ok();

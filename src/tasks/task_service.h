@@ -128,7 +128,8 @@ class TaskService {
   // of threads and processes never receive the same task.
   Result<std::optional<Task>> Claim(const ClaimInput& input);
   // Extends the lease to now + lease_seconds. Conflict when the task is not
-  // active; Forbidden when it is leased to another agent (unless force).
+  // active; Forbidden when it is leased to another agent (unless force; a
+  // forced extension is recorded in the audit trail).
   Result<Task> Heartbeat(const std::string& id, const HeartbeatInput& input);
   // Active tasks whose lease expired go back to pending with retry_count + 1,
   // or to failed once retry_count has reached max_retries; both are recorded

@@ -154,8 +154,7 @@ std::string RawExchange(int port, const std::string& bytes, int timeout_ms) {
   return out;
 }
 
-ServerProcess::ServerProcess(std::string db_path, std::vector<std::string> extra_args,
-                             EnvVars env)
+ServerProcess::ServerProcess(std::string db_path, std::vector<std::string> extra_args, EnvVars env)
     : db_path_(std::move(db_path)), extra_args_(std::move(extra_args)), env_(std::move(env)) {}
 
 ServerProcess::~ServerProcess() {

@@ -69,8 +69,19 @@ struct Ledger {
   }
 };
 
+// Removes a directory when the test ends, however it ends (declared before
+// the processes that write into it, so it goes after them).
+struct RemoveOnExit {
+  std::string dir;
+  ~RemoveOnExit() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
 TEST(MultiprocessClaimTest, ThousandTasksClaimedExactlyOnceByServersAndCliProcesses) {
   const std::string dir = TempDir();
+  RemoveOnExit cleanup{dir};
   const std::string db = dir + "/claim.db";
   auto t_start = Clock::now();
 
@@ -133,8 +144,8 @@ TEST(MultiprocessClaimTest, ThousandTasksClaimedExactlyOnceByServersAndCliProces
     while (!cli_started && Clock::now() < gate) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    const std::string claim_body = R"({"agent":")" + agent +
-                                   R"(","lease_seconds":300,"plan_id":")" + plan_id + R"("})";
+    const std::string claim_body =
+        R"({"agent":")" + agent + R"(","lease_seconds":300,"plan_id":")" + plan_id + R"("})";
     const std::string done_body = R"({"to":"completed","actor":")" + agent + R"("})";
     for (;;) {
       if (Clock::now() > deadline) {
@@ -210,8 +221,9 @@ TEST(MultiprocessClaimTest, ThousandTasksClaimedExactlyOnceByServersAndCliProces
   auto t_claimed = Clock::now();
 
   // ---- every task claimed exactly once, by exactly one claimer ----
-  EXPECT_TRUE(ledger.problems.empty()) << ledger.problems.size() << " problem(s), first: "
-                                       << (ledger.problems.empty() ? "" : ledger.problems[0]);
+  EXPECT_TRUE(ledger.problems.empty())
+      << ledger.problems.size()
+      << " problem(s), first: " << (ledger.problems.empty() ? "" : ledger.problems[0]);
   for (const auto& p : ledger.problems) ADD_FAILURE() << p;
   std::map<std::string, std::string> claimer_of;  // task -> agent
   std::vector<std::string> duplicates;
@@ -254,8 +266,9 @@ TEST(MultiprocessClaimTest, ThousandTasksClaimedExactlyOnceByServersAndCliProces
                               "SELECT e.task_id, e.from_status, e.to_status, e.actor, e.note"
                               " FROM task_events e JOIN micro_tasks t ON t.id = e.task_id"
                               " WHERE t.phase_id = '" +
-                                  phase_id + "' AND e.to_status IN ('active','completed')"
-                                             " ORDER BY e.id");
+                                  phase_id +
+                                  "' AND e.to_status IN ('active','completed')"
+                                  " ORDER BY e.id");
   std::map<std::string, std::vector<std::string>> active_by, completed_by;
   for (const auto& row : events) {
     ASSERT_EQ(row.size(), 5u) << row[0];
@@ -286,9 +299,8 @@ TEST(MultiprocessClaimTest, ThousandTasksClaimedExactlyOnceByServersAndCliProces
   ASSERT_EQ(plan_now.status, 200) << plan_now.body;
   EXPECT_EQ(plan_now.Json().at("status"), json::value("completed"));
   EXPECT_EQ(plan_now.Json().at("progress").at("completed"), json::value(kTasks));
-  auto none_left =
-      Http(a.port(), "POST", "/api/v1/tasks/claim", R"({"agent":"late","plan_id":")" + plan_id +
-                                                        R"("})");
+  auto none_left = Http(a.port(), "POST", "/api/v1/tasks/claim",
+                        R"({"agent":"late","plan_id":")" + plan_id + R"("})");
   EXPECT_EQ(none_left.status, 204) << none_left.body;
 
   EXPECT_EQ(a.Stop(), 0);
@@ -303,9 +315,6 @@ TEST(MultiprocessClaimTest, ThousandTasksClaimedExactlyOnceByServersAndCliProces
             << Seconds(t_claimed - t_setup) << " s; per claimer:";
   for (const auto& [agent, n] : ledger.per_agent) std::cout << " " << agent << "=" << n;
   std::cout << std::endl;
-
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

@@ -175,10 +175,12 @@ TEST_F(JobQueueTest, FailRetriesWithBackoffThenDeadLetters) {
 
   // Make it due now and use up the last attempt.
   ASSERT_TRUE(db_->Write([&](Connection& c) -> Status {
-                   DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE jobs SET run_at = ? WHERE id = ?"));
+                   DS_ASSIGN_OR_RETURN(Stmt s,
+                                       c.Prepare("UPDATE jobs SET run_at = ? WHERE id = ?"));
                    s.Bind(1, FormatTimestamp(NowMillis() - 1)).Bind(2, j.id);
                    return s.Run();
-                 }).ok());
+                 })
+                  .ok());
   auto again = Claim(q, "w");
   ASSERT_TRUE(again);
   EXPECT_EQ(again->attempts, 2);
@@ -432,10 +434,12 @@ TEST_F(JobQueueTest, OldestQueuedAgeReflectsWaitingJobs) {
   EXPECT_EQ(q.Stats()->oldest_queued_age_s, 0);
   Job j = Enqueue(q, "k");
   ASSERT_TRUE(db_->Write([&](Connection& c) -> Status {
-                   DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE jobs SET run_at = ? WHERE id = ?"));
+                   DS_ASSIGN_OR_RETURN(Stmt s,
+                                       c.Prepare("UPDATE jobs SET run_at = ? WHERE id = ?"));
                    s.Bind(1, FormatTimestamp(NowMillis() - 120'000)).Bind(2, j.id);
                    return s.Run();
-                 }).ok());
+                 })
+                  .ok());
   double age = q.Stats()->oldest_queued_age_s;
   EXPECT_GE(age, 119.0);
   EXPECT_LE(age, 130.0);

@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -269,7 +271,7 @@ TEST_F(WorkerTest, RegistersInWorkersTableWhileRunning) {
 
 TEST_F(WorkerTest, HeartbeatKeepsTheRunningJobsLeaseFresh) {
   WorkerOptions o = FastOptions();
-  o.lease_ms = 300;
+  o.lease_ms = 500;
   o.heartbeat_ms = 40;
   Worker w(*db_, *queue_, o);
   std::atomic<bool> release{false}, entered{false};
@@ -282,8 +284,8 @@ TEST_F(WorkerTest, HeartbeatKeepsTheRunningJobsLeaseFresh) {
   ASSERT_TRUE(w.Start().ok());
   ASSERT_TRUE(WaitFor([&] { return entered.load(); }));
   std::string first_expiry = queue_->Get(j.id)->lease_expires_at.value_or("");
-  // Three lease lengths later, a reaper still finds nothing to requeue.
-  for (int i = 0; i < 9; ++i) {
+  // Two lease lengths later, a reaper still finds nothing to requeue.
+  for (int i = 0; i < 10; ++i) {
     std::this_thread::sleep_for(milliseconds(100));
     auto requeued = queue_->RequeueExpired();
     ASSERT_TRUE(requeued.ok());
@@ -295,6 +297,35 @@ TEST_F(WorkerTest, HeartbeatKeepsTheRunningJobsLeaseFresh) {
   EXPECT_TRUE(WaitFor([&] { return StateOf(j.id) == "done"; }));
   w.Stop();
   EXPECT_EQ(queue_->Get(j.id)->attempts, 1);
+}
+
+TEST_F(WorkerTest, WorkerWithoutHandlersClaimsNothing) {
+  Worker w(*db_, *queue_, FastOptions());
+  Job j = Enqueue("anything");
+  auto ran = w.RunOnce();
+  ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+  EXPECT_EQ(*ran, 0);
+  Job still = queue_->Get(j.id).value();
+  EXPECT_EQ(still.state, "queued");
+  EXPECT_EQ(still.attempts, 0);
+}
+
+TEST_F(WorkerTest, PruneDeadWorkersRemovesOnlySilentRows) {
+  Worker w(*db_, *queue_, FastOptions());
+  w.Register("noop", [](JobContext&) { return Status::Ok(); });
+  ASSERT_TRUE(w.Start().ok());
+  ASSERT_TRUE(Exec(*db_,
+                   "INSERT INTO workers(id, host, pid, mode, started_at, heartbeat_at) VALUES("
+                   "'wkr_crashed', 'h', 1, 'x', '2000-01-01T00:00:00.000Z', "
+                   "'2000-01-01T00:00:00.000Z')")
+                  .ok());
+  auto pruned = PruneDeadWorkers(*db_, 3'600'000);
+  ASSERT_TRUE(pruned.ok()) << pruned.status().ToString();
+  EXPECT_EQ(*pruned, 1);
+  EXPECT_EQ(QueryInt(*db_, "SELECT count(*) FROM workers WHERE id = 'wkr_crashed'"), 0);
+  EXPECT_EQ(QueryInt(*db_, "SELECT count(*) FROM workers WHERE id = '" + w.id() + "'"), 1);
+  EXPECT_EQ(PruneDeadWorkers(*db_, 3'600'000).value(), 0);
+  w.Stop();
 }
 
 TEST_F(WorkerTest, MalformedPayloadIsAPermanentFailure) {
@@ -403,6 +434,7 @@ TEST_F(JobHandlersTest, RegistersEveryStandardKind) {
   EXPECT_EQ(worker_->kinds(),
             (std::vector<std::string>{"backup", "embed_memory", "lease_reaper", "reembed_all",
                                       "retention", "rollup", "session_summary"}));
+  EXPECT_EQ(worker_->kinds(), StandardJobKinds());
 }
 
 TEST_F(JobHandlersTest, SessionSummaryTwiceLeavesOneSummaryMemory) {
@@ -445,9 +477,9 @@ TEST_F(JobHandlersTest, RollupTwiceWritesOneCompletionMemoryPerTask) {
       "SELECT count(*) FROM semantic_memory WHERE source = 'engine' AND task_id IS NOT NULL";
   EXPECT_EQ(QueryInt(db(), engine_memories), 0);
   // Break a roll-up by hand so the job has something to repair.
-  ASSERT_TRUE(Exec(db(), "UPDATE phases SET status = 'completed' WHERE id = '" +
-                             done[0].phase_id + "'")
-                  .ok());
+  ASSERT_TRUE(
+      Exec(db(), "UPDATE phases SET status = 'completed' WHERE id = '" + done[0].phase_id + "'")
+          .ok());
 
   Run("rollup");
   EXPECT_EQ(QueryInt(db(), engine_memories), 2);
@@ -478,9 +510,9 @@ TEST_F(JobHandlersTest, RetentionTwiceArchivesOnce) {
                    "relevance_score = 0.1 WHERE id IN (" +
                        std::to_string(stale.id) + "," + std::to_string(pinned_old.id) + ")")
                   .ok());
-  ASSERT_TRUE(
-      Exec(db(), "UPDATE semantic_memory SET pinned = 1 WHERE id = " + std::to_string(pinned_old.id))
-          .ok());
+  ASSERT_TRUE(Exec(db(), "UPDATE semantic_memory SET pinned = 1 WHERE id = " +
+                             std::to_string(pinned_old.id))
+                  .ok());
   const std::string archived = "SELECT count(*) FROM semantic_memory WHERE archived = 1";
 
   Run("retention");
@@ -537,16 +569,16 @@ std::map<std::string, int64_t> LiveCounts(Database& db) {
   return out;
 }
 
-TEST_F(JobHandlersTest, BackupToExplicitPathTwiceIsAValidCopy) {
+TEST_F(JobHandlersTest, BackupToANamedFileTwiceIsAValidCopy) {
   CompletedTasksWithoutMemories();
   Remember("something worth backing up");
   Remember("and something else", "decision");
-  std::string dest = dir_ + "/explicit/copy.db";
+  std::string dest = dir_ + "/backups/copy.db";
   auto live = LiveCounts(db());
   ASSERT_GT(live["micro_tasks"], 0);
   ASSERT_GT(live["semantic_memory"], 0);
 
-  Run("backup", {{"path", dest}});
+  Run("backup", {{"name", "copy.db"}});
   ASSERT_TRUE(std::filesystem::exists(dest));
   EXPECT_FALSE(std::filesystem::exists(dest + ".partial"));
   std::string verdict;
@@ -554,18 +586,28 @@ TEST_F(JobHandlersTest, BackupToExplicitPathTwiceIsAValidCopy) {
   EXPECT_EQ(verdict, "ok");
   EXPECT_EQ(first, live);
 
-  Run("backup", {{"path", dest}});
+  Run("backup", {{"name", "copy.db"}});
   auto second = InspectCopy(dest, &verdict);
   EXPECT_EQ(verdict, "ok");
   EXPECT_EQ(second, first);
-  // Explicit copies are not scheduled ones: nothing in the backup directory.
-  EXPECT_FALSE(std::filesystem::exists(dir_ + "/backups"));
+  // A named copy is not a scheduled one: pruning leaves it alone.
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ + "/backups")) {
+    (void)e;
+    ++files;
+  }
+  EXPECT_EQ(files, 1u);
 
-  // An empty path is a permanent error.
-  auto bad = sv_->jobs->Enqueue("backup", {{"path", ""}});
-  ASSERT_TRUE(bad.ok());
-  EXPECT_EQ(*worker_->RunOnce(), 1);
-  EXPECT_EQ(sv_->jobs->Get(bad->job.id)->state, "failed");
+  // Paths, traversal and hidden names are refused before anything is written.
+  for (const char* bad_name : {"", "../escape.db", "/tmp/x.db", ".hidden", "a/b.db"}) {
+    EXPECT_FALSE(ValidateJobPayload("backup", {{"name", bad_name}}).ok()) << bad_name;
+    auto bad = sv_->jobs->Enqueue("backup", {{"name", bad_name}});
+    ASSERT_TRUE(bad.ok());
+    EXPECT_EQ(*worker_->RunOnce(), 1);
+    EXPECT_EQ(sv_->jobs->Get(bad->job.id)->state, "failed") << bad_name;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/escape.db"));
+  EXPECT_FALSE(ValidateJobPayload("backup", {{"path", dest}}).ok());
 }
 
 TEST_F(JobHandlersTest, ScheduledBackupsKeepTheNewest) {
@@ -624,15 +666,23 @@ TEST_F(JobHandlersTest, LeaseReaperTwiceReapsOnce) {
   const std::string tid = (*claimed)->id;
   ASSERT_TRUE(Exec(db(),
                    "UPDATE micro_tasks SET lease_expires_at = '2001-01-01T00:00:00.000Z' "
-                   "WHERE id = '" + tid + "'")
+                   "WHERE id = '" +
+                       tid + "'")
                   .ok());
   // A job whose worker died (a kind this worker does not run).
   auto lost = sv_->jobs->Enqueue("foreign_kind", {});
   ASSERT_TRUE(lost.ok());
   ASSERT_TRUE(sv_->jobs->Claim("dead-worker", 1, {"foreign_kind"}).ok());
+  // A worker that crashed long ago left its row behind.
+  ASSERT_TRUE(Exec(db(),
+                   "INSERT INTO workers(id, host, pid, mode, started_at, heartbeat_at) VALUES("
+                   "'wkr_crashed', 'h', 1, 'x', '2000-01-01T00:00:00.000Z', "
+                   "'2000-01-01T00:00:00.000Z')")
+                  .ok());
   std::this_thread::sleep_for(milliseconds(10));
 
   Run("lease_reaper");
+  EXPECT_EQ(QueryInt(db(), "SELECT count(*) FROM workers WHERE id = 'wkr_crashed'"), 0);
   auto t1 = sv_->tasks->GetTask(tid).value();
   EXPECT_EQ(t1.status, "pending");
   EXPECT_EQ(t1.retry_count, 1);

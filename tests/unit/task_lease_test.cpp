@@ -71,8 +71,8 @@ class TaskLeaseTest : public ::testing::Test {
   // Puts the task's lease a minute into the past (as if its agent died).
   void ExpireLease(const std::string& id) {
     Status st = db_->Write([&](Connection& c) -> Status {
-      DS_ASSIGN_OR_RETURN(
-          Stmt s, c.Prepare("UPDATE micro_tasks SET lease_expires_at = ? WHERE id = ?"));
+      DS_ASSIGN_OR_RETURN(Stmt s,
+                          c.Prepare("UPDATE micro_tasks SET lease_expires_at = ? WHERE id = ?"));
       s.Bind(1, FormatTimestamp(NowMillis() - 60'000)).Bind(2, id);
       DS_RETURN_IF_ERROR(s.Run());
       if (c.Changes() != 1) return Status::Internal("no such task " + id);
@@ -164,7 +164,7 @@ TEST_F(TaskLeaseTest, ClaimIsScopedToPlanAndProject) {
 TEST_F(TaskLeaseTest, ConcurrentClaimsFromThreadsAndTwoDatabasesGetEachTaskOnce) {
   constexpr int kTasks = 200;
   constexpr int kThreads = 8;
-  for (int i = 0; i < kTasks; ++i) NewTask("t" + std::to_string(i), i % 10);
+  for (int i = 0; i < kTasks; ++i) NewTask("t" + std::to_string(i), i % 10 + 1);
 
   // A second Database object on the same file: its own writer connection, so
   // the two only meet in SQLite's file locks, as two processes would.
@@ -225,7 +225,8 @@ TEST_F(TaskLeaseTest, ConcurrentClaimsFromThreadsAndTwoDatabasesGetEachTaskOnce)
                    (void)row;
                    claim_events = s.Int(0);
                    return Status::Ok();
-                 }).ok());
+                 })
+                  .ok());
   EXPECT_EQ(claim_events, kTasks);
   EXPECT_FALSE(ClaimAs("late"));
 }
@@ -413,11 +414,15 @@ TEST_F(TaskLeaseTest, ReaperWithZeroRetriesFailsAtOnce) {
 
 TEST_F(TaskLeaseTest, ClaimReapsExpiredLeasesFirst) {
   Task t = NewTask("only");
+  int64_t claimed_at = NowMillis();
   auto first = ClaimAs("agent-a", /*lease_seconds=*/1);
   ASSERT_TRUE(first);
   ASSERT_EQ(first->id, t.id);
   // While the lease is live nobody else gets it.
-  EXPECT_FALSE(ClaimAs("agent-b"));
+  auto early = ClaimAs("agent-b");
+  if (NowMillis() < claimed_at + 900) {  // (unless this machine stalled that long)
+    EXPECT_FALSE(early);
+  }
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   // No reaper ran: the claim itself returns the expired lease to pending.
   auto second = ClaimAs("agent-b");
@@ -474,11 +479,10 @@ TEST(TaskLeaseCodecTest, DecodeHeartbeatReadsForce) {
   EXPECT_FALSE(plain->force);
   EXPECT_EQ(DecodeHeartbeat(ParseJson("{}").value(), std::nullopt).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(
-      DecodeHeartbeat(ParseJson(R"({"agent":"a","force":"yes"})").value(), std::nullopt)
-          .status()
-          .code(),
-      StatusCode::kInvalidArgument);
+  EXPECT_EQ(DecodeHeartbeat(ParseJson(R"({"agent":"a","force":"yes"})").value(), std::nullopt)
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
 }
 
 }  // namespace
