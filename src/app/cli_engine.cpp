@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "app/cli_support.h"
+#include "app/hook_command.h"
 #include "app/mcp_command.h"
 #include "app/serve.h"
 #include "engine/job_handlers.h"
@@ -293,6 +294,24 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
     action = [&] {
       mcp_opts.db_path = ctx.db_path;
       return RunMcp(mcp_opts);
+    };
+  });
+
+  static HookOptions hook_opts;
+  auto* hook = app.add_subcommand(
+      "hook", "Claude Code hook: event JSON on stdin, the hook's answer on stdout (always exit 0)");
+  hook->add_option("event", hook_opts.event,
+                   "SessionStart | UserPromptSubmit | PreToolUse | PostToolUse | "
+                   "PostToolUseFailure | Stop | SessionEnd")
+      ->required();
+  hook->add_option("--url", hook_opts.url,
+                   "Relay to the DevStream server at this URL (default: $DEVSTREAM_URL, else "
+                   "http://127.0.0.1:8000 unless a database is named)");
+  AddDbOption(hook, ctx);
+  hook->callback([&] {
+    action = [&] {
+      hook_opts.db_path = ctx.db_path;
+      return RunHook(hook_opts);
     };
   });
 

@@ -9,6 +9,7 @@
 
 #include "app/cli_support.h"
 #include "app/services.h"
+#include "hooks/project_dir.h"
 #include "mcp/devstream_tools.h"
 #include "mcp/stdio_transport.h"
 
@@ -34,19 +35,6 @@ const std::string& McpInstructions() {
   return text;
 }
 
-std::string ProjectForDirectory(const std::string& dir) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path p = fs::weakly_canonical(fs::path(dir), ec);
-  if (ec || p.empty()) return "";
-  for (fs::path q = p; !q.empty(); q = q.parent_path()) {
-    if (fs::exists(q / ".git", ec)) return q.filename().string();
-    if (q == q.parent_path()) break;
-  }
-  std::string name = p.filename().string();
-  return name == "/" ? "" : name;
-}
-
 int RunMcp(const McpOptions& options) {
   // stdout is the protocol channel: every log line goes to stderr.
   spdlog::set_default_logger(spdlog::stderr_logger_mt("devstream-mcp-stderr"));
@@ -55,7 +43,7 @@ int RunMcp(const McpOptions& options) {
   if (project.empty()) project = EnvOr("DEVSTREAM_PROJECT", "");
   if (project.empty()) {
     std::error_code ec;
-    project = ProjectForDirectory(std::filesystem::current_path(ec).string());
+    project = hooks::FindProjectDir(std::filesystem::current_path(ec).string()).name;
   }
   std::string url = options.url.empty() ? EnvOr("DEVSTREAM_URL", "") : options.url;
   bool db_named = !options.db_path.empty() || std::getenv("DEVSTREAM_DATABASE_PATH");

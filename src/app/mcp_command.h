@@ -23,8 +23,4 @@ int RunMcp(const McpOptions& options);
 // The instructions sent to MCP clients at initialize.
 const std::string& McpInstructions();
 
-// The project a working directory belongs to: the base name of the nearest
-// enclosing git root, else of the directory itself; "" when neither helps.
-std::string ProjectForDirectory(const std::string& dir);
-
 }  // namespace ds::app

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "api/engine_routes.h"
+#include "api/hook_routes.h"
 #include "api/http_server.h"
 #include "api/memory_routes.h"
 #include "api/rest_api.h"
@@ -166,6 +167,8 @@ int RunServe(const ServeOptions& opts) {
   api::RegisterRestRoutes(router, rest);
   api::RegisterMemoryRoutes(router, *sv.memory);
   api::RegisterEngineRoutes(router, engine_ctx);
+  hooks::HookHandler hook_handler(hooks::HookServices{*sv.tasks, *sv.memory, *sv.sessions, *sv.db});
+  api::RegisterHookRoutes(router, hook_handler);
   mcp::ToolServices tool_services{*sv.tasks, *sv.memory, *sv.workflow};
   mcp::ToolRegistry tools = mcp::DevStreamTools(tool_services);
   mcp::ServerInfo mcp_info;

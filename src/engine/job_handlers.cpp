@@ -122,7 +122,7 @@ void RegisterJobHandlers(Worker& worker, EngineServices& sv) {
     DS_RETURN_IF_ERROR(ValidateJobPayload("backup", ctx.payload));
     std::string dest;
     bool scheduled = true;
-    if (auto it = ctx.payload.find("name"); it != ctx.payload.end()) {
+    if (auto it = ctx.payload.find("name"); it != ctx.payload.end() && it->value().is_string()) {
       dest = sv.settings.backup_dir + "/" + std::string(it->value().as_string());
       scheduled = false;
     } else {

@@ -223,6 +223,16 @@ Result<Session> SessionService::Get(const std::string& id,
   return *out;
 }
 
+Status SessionService::RecordActivity(const std::string& id) {
+  return db_.Write([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(Stmt u, c.Prepare("UPDATE work_sessions SET updated_at = ? WHERE id = ?"));
+    u.Bind(1, NowTimestamp()).Bind(2, id);
+    DS_RETURN_IF_ERROR(u.Run());
+    if (c.Changes() == 0) return Status::NotFound("session " + id + " does not exist");
+    return Status::Ok();
+  });
+}
+
 Result<Session> SessionService::Latest(const std::optional<std::string>& project) {
   std::optional<Session> out;
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {

@@ -73,6 +73,8 @@ class SessionService {
   // absent): external ids are unique per project only.
   Result<Session> End(const std::string& id, const std::optional<std::string>& project = {});
   Result<Session> Get(const std::string& id, const std::optional<std::string>& project = {});
+  // Notes activity (updated_at) on a session.
+  Status RecordActivity(const std::string& id);
   // The most recently ended session of the project, summarised.
   Result<Session> Latest(const std::optional<std::string>& project);
   // Writes the summary of an ended session (the session_summary job).
