@@ -6,6 +6,7 @@
 
 #include "app/cli_support.h"
 #include "app/hook_command.h"
+#include "app/init_command.h"
 #include "app/mcp_command.h"
 #include "app/serve.h"
 #include "engine/job_handlers.h"
@@ -312,6 +313,29 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
     action = [&] {
       hook_opts.db_path = ctx.db_path;
       return RunHook(hook_opts);
+    };
+  });
+
+  static std::string init_dir;
+  auto* init = app.add_subcommand(
+      "init", "Connect a project to DevStream: Claude Code hooks and the MCP server");
+  init->add_option("--project-dir", init_dir,
+                   "The project's root (default: the current directory)");
+  init->callback([&] {
+    action = [&] {
+      auto r = InitProject(init_dir, DevStreamCommand());
+      if (!r.ok()) return Fail(r.status());
+      json::object out{{"settings", r->settings_path},
+                       {"settings_changed", r->settings_changed},
+                       {"mcp", r->mcp_path},
+                       {"mcp_changed", r->mcp_changed}};
+      if (ctx.out.json) {
+        ctx.out.Object(out);
+      } else {
+        std::cout << (r->settings_changed ? "updated " : "unchanged ") << r->settings_path << "\n"
+                  << (r->mcp_changed ? "updated " : "unchanged ") << r->mcp_path << "\n";
+      }
+      return 0;
     };
   });
 

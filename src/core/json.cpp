@@ -131,6 +131,47 @@ std::string ToJsonString(const json::value& v) {
   return out;
 }
 
+namespace {
+
+void Pretty(const json::value& v, int depth, std::string& out) {
+  std::string indent(static_cast<size_t>(depth + 1) * 2, ' ');
+  std::string closing(static_cast<size_t>(depth) * 2, ' ');
+  if (v.is_object() && !v.as_object().empty()) {
+    out += "{\n";
+    bool first = true;
+    for (const auto& [k, val] : v.as_object()) {
+      if (!first) out += ",\n";
+      first = false;
+      out += indent;
+      Serialize(json::value(json::string(k)), out);
+      out += ": ";
+      Pretty(val, depth + 1, out);
+    }
+    out += "\n" + closing + "}";
+  } else if (v.is_array() && !v.as_array().empty()) {
+    out += "[\n";
+    bool first = true;
+    for (const auto& item : v.as_array()) {
+      if (!first) out += ",\n";
+      first = false;
+      out += indent;
+      Pretty(item, depth + 1, out);
+    }
+    out += "\n" + closing + "]";
+  } else {
+    Serialize(v, out);
+  }
+}
+
+}  // namespace
+
+std::string ToPrettyJson(const json::value& v) {
+  std::string out;
+  Pretty(v, 0, out);
+  out += "\n";
+  return out;
+}
+
 ObjectReader::ObjectReader(const json::object& obj, std::string where)
     : obj_(obj), where_(std::move(where)) {}
 

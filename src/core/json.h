@@ -87,5 +87,8 @@ inline json::value OptionalJson(const std::optional<double>& v) {
 
 // Compact serialisation; doubles in shortest round-trip decimal form.
 std::string ToJsonString(const json::value& v);
+// The same, indented by two spaces per level with one member per line (for
+// files people read and edit, such as .claude/settings.json).
+std::string ToPrettyJson(const json::value& v);
 
 }  // namespace ds

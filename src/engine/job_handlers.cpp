@@ -14,14 +14,10 @@ namespace {
 // A worker silent this long is gone; its row only confuses operators.
 constexpr int64_t kDeadWorkerMs = 3'600'000;
 
-Status Stopped() {
-  return Status::Unavailable("worker draining; job given back");
-}
-
 Status RunEmbed(memory::MemoryService& memory, JobContext& ctx) {
-  auto n = memory.Reembed(256, &ctx.stopping);
-  if (!n.ok()) return n.status();
-  if (ctx.stopping && memory.MissingVectors() > 0) return Stopped();
+  bool complete = false;
+  DS_RETURN_IF_ERROR(memory.Reembed(256, &ctx.stopping, &complete).status());
+  if (!complete) return ctx.GiveBack();
   return Status::Ok();
 }
 
@@ -161,7 +157,7 @@ void RegisterJobHandlers(Worker& worker, EngineServices& sv) {
 
   worker.Register("rollup", [&tasks, &sv](JobContext& ctx) -> Status {
     DS_RETURN_IF_ERROR(tasks.RecomputeRollups().status());
-    if (ctx.stopping) return Stopped();
+    if (ctx.stopping) return ctx.GiveBack();
     return sv.workflow.BackfillCompletionMemories().status();
   });
 

@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "core/clock.h"
 #include "core/encoding.h"
 #include "store/database.h"
 
@@ -68,6 +69,10 @@ Result<memory::StoreResult> TaskWorkflow::RecordCompletion(const tasks::Task& t,
   return memory_.Store(in);
 }
 
+// Only recent completions are backfilled: a completion memory someone
+// deleted on purpose stays deleted.
+constexpr int64_t kBackfillWindowMs = 24LL * 3600 * 1000;
+
 Result<int64_t> TaskWorkflow::BackfillCompletionMemories(int limit) {
   // Completed tasks with no engine-made output/learning memory, and the note
   // of their last completion event.
@@ -80,8 +85,8 @@ Result<int64_t> TaskWorkflow::BackfillCompletionMemories(int limit) {
                           " LIMIT 1), '') FROM micro_tasks t WHERE t.status = 'completed'"
                           " AND NOT EXISTS (SELECT 1 FROM semantic_memory m WHERE m.task_id = t.id"
                           "   AND m.source = 'engine' AND m.content_type IN ('output','learning'))"
-                          " ORDER BY t.completed_at LIMIT ?"));
-    s.Bind(1, limit);
+                          " AND t.completed_at >= ? ORDER BY t.completed_at LIMIT ?"));
+    s.Bind(1, FormatTimestamp(NowMillis() - kBackfillWindowMs)).Bind(2, limit);
     for (;;) {
       DS_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;

@@ -34,7 +34,9 @@ class TaskWorkflow {
 
   // Stores (or finds) the completion memory of a completed task.
   Result<memory::StoreResult> RecordCompletion(const tasks::Task& task, const std::string& note);
-  // Completed tasks without a completion memory get one. Returns how many.
+  // Tasks completed in the last 24 hours without a completion memory get
+  // one (older ones are left alone: their memory may have been deleted on
+  // purpose). Returns how many.
   Result<int64_t> BackfillCompletionMemories(int limit = 500);
 
   // The `limit` memories most relevant to the task (hybrid search over its

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <exception>
 #include <iostream>
 
 #include "core/clock.h"
@@ -107,10 +108,18 @@ Result<bool> Worker::RunOne() {
   } else {
     st = Status::InvalidArgument("job payload is not a JSON object");
   }
+  bool given_back = false;
   if (st.ok()) {
     JobContext ctx{job, std::move(payload), stopping_};
     auto it = handlers_.find(job.kind);
-    st = it->second(ctx);
+    try {
+      st = it->second(ctx);
+    } catch (const std::exception& e) {
+      st = Status::Internal(std::string("handler threw: ") + e.what());
+    } catch (...) {
+      st = Status::Internal("handler threw a non-standard exception");
+    }
+    given_back = ctx.given_back && !st.ok();
   }
   if (st.ok()) {
     Status done = queue_.Complete(job.id, id_);
@@ -118,7 +127,7 @@ Result<bool> Worker::RunOne() {
       std::cerr << "devstream: warning: job " << job.id << " finished but " << done.message()
                 << "\n";
     }
-  } else if (stopping_ && st.code() == StatusCode::kUnavailable) {
+  } else if (given_back) {
     if (Status r = queue_.Release(job.id, id_); !r.ok()) {
       std::cerr << "devstream: warning: releasing job " << job.id << ": " << r.message() << "\n";
     }

@@ -6,8 +6,8 @@
 // after max_attempts; InvalidArgument/Malformed/NotFound from a handler are
 // permanent). A heartbeat thread keeps the worker's `workers` row and the
 // running job's lease fresh. Stop() drains: no new claims, the running
-// handler sees `stopping` and may return early with Unavailable, which gives
-// the job back (queued, attempt not counted); a job interrupted by a crash is
+// handler sees `stopping` and may return early through ctx.GiveBack(), which
+// gives the job back (queued, attempt not counted); a job interrupted by a crash is
 // queued again when its lease expires. Handlers must be idempotent.
 // When a Scheduler is attached, the worker ticks it about once a second.
 // Thread-safety: Register before Start; Start/Stop from one thread.
@@ -34,6 +34,14 @@ struct JobContext {
   const Job& job;
   json::object payload;
   const std::atomic<bool>& stopping;  // set when the worker drains
+  bool given_back = false;            // set by GiveBack()
+
+  // For a handler that stops early because the worker drains: the job goes
+  // back to the queue without counting the attempt.
+  Status GiveBack() {
+    given_back = true;
+    return Status::Unavailable("worker draining; job given back");
+  }
 };
 
 using JobHandler = std::function<Status(JobContext&)>;

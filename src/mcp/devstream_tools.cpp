@@ -166,7 +166,9 @@ Tool ListTasks(ToolServices& s) {
 
 Tool CreateTask(ToolServices& s) {
   json::object in = ApiSchema("TaskInput");
+  Props(in)["phase_id"] = StringProp(1, 64, "The phase to add the task to");
   Require(in, "phase_id");
+  in["description"] = "A micro-task to add to a phase.";
   return Tool{
       "devstream_create_task",
       "Create a task",
@@ -198,6 +200,8 @@ Tool UpdateTask(ToolServices& s) {
   Props(in)["force"] =
       Obj({{"type", "boolean"}, {"description", "Act on a task leased to another agent"}});
   Require(in, "task_id");
+  in["description"] =
+      "The task to change (task_id), the fields to change, and/or the status to move it to.";
   return Tool{
       "devstream_update_task",
       "Update a task",

@@ -189,6 +189,10 @@ api::Response HttpTransport::Post(api::Request& req) {
     // initialize: served statelessly.
     session = std::make_shared<Session>();
     session->state.initialized = true;
+    // Without a session the version comes from the header, else the
+    // transport's first revision (MCP: assume 2025-03-26).
+    const std::string* v = req.Header("mcp-protocol-version");
+    session->state.protocol_version = v ? *v : "2025-03-26";
   }
   std::optional<json::value> reply;
   {

@@ -7,12 +7,13 @@
 //   DELETE /mcp  ends the session named by Mcp-Session-Id.
 //   GET /mcp     405: the server never starts requests of its own.
 // initialize creates a session (Mcp-Session-Id in the answer, for protocol
-// versions that have sessions); later requests must carry it (400 without,
-// 404 when unknown or expired). An MCP-Protocol-Version header must name a
-// supported version. Requests with an Origin header are refused (403) unless
-// the origin is loopback or listed in `allowed_origins` (DNS rebinding).
-// Thread-safety: handlers may run concurrently; the session table is locked,
-// and requests of one session are serialised.
+// versions that have sessions); a request naming an unknown or expired
+// session gets 404. A request without Mcp-Session-Id is served statelessly,
+// at the version its MCP-Protocol-Version header names (2025-03-26 when
+// absent). An MCP-Protocol-Version header must name a supported version. Requests with an Origin
+// header are refused (403) unless the origin is loopback or listed in `allowed_origins` (DNS
+// rebinding). Thread-safety: handlers may run concurrently; the session table is locked, and
+// requests of one session are serialised.
 #pragma once
 
 #include <chrono>

@@ -1030,6 +1030,9 @@ Result<Memory> MemoryService::Update(int64_t id, const MemoryPatch& patch) {
   return *out;
 }
 
+// 4096-byte pages: files under 16 MiB are never vacuumed.
+constexpr int64_t kVacuumMinPages = 4096;
+
 Result<RetentionResult> MemoryService::ApplyRetention(const RetentionPolicy& policy,
                                                       bool optimize) {
   RetentionResult out;
@@ -1061,6 +1064,22 @@ Result<RetentionResult> MemoryService::ApplyRetention(const RetentionPolicy& pol
       return c.Exec("INSERT INTO memory_fts(memory_fts) VALUES('optimize')");
     }));
     out.fts_optimized = true;
+  }
+  // VACUUM only pays when much of the file is free pages; it holds the write
+  // lock while it copies, so small or dense files are left alone.
+  int64_t pages = 0, free_pages = 0;
+  DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(Stmt p, c.Prepare("PRAGMA page_count"));
+    DS_ASSIGN_OR_RETURN(bool row, p.Step());
+    if (row) pages = p.Int(0);
+    DS_ASSIGN_OR_RETURN(Stmt f, c.Prepare("PRAGMA freelist_count"));
+    DS_ASSIGN_OR_RETURN(bool frow, f.Step());
+    if (frow) free_pages = f.Int(0);
+    return Status::Ok();
+  }));
+  if (pages >= kVacuumMinPages && free_pages * 4 >= pages) {
+    DS_RETURN_IF_ERROR(db_.WithWriter([](Connection& c) { return c.Exec("VACUUM"); }));
+    out.vacuumed = true;
   }
   return out;
 }
@@ -1390,8 +1409,10 @@ Result<MemoryStats> MemoryService::Stats(const std::optional<std::string>& proje
   return st;
 }
 
-Result<int64_t> MemoryService::Reembed(int batch_size, const std::atomic<bool>* stop) {
+Result<int64_t> MemoryService::Reembed(int batch_size, const std::atomic<bool>* stop,
+                                       bool* complete) {
   int64_t total = 0;
+  if (complete) *complete = false;
   for (;;) {
     if (stop && stop->load()) return total;
     struct Row {
@@ -1417,7 +1438,10 @@ Result<int64_t> MemoryService::Reembed(int batch_size, const std::atomic<bool>* 
       }
       return Status::Ok();
     }));
-    if (rows.empty()) return total;
+    if (rows.empty()) {
+      if (complete) *complete = true;
+      return total;
+    }
     std::vector<std::string> texts;
     for (const auto& r : rows) texts.push_back(r.text);
     DS_ASSIGN_OR_RETURN(auto vectors, embedder_.Embed(texts));

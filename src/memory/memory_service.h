@@ -69,7 +69,9 @@ class MemoryService {
   // Embeds every memory lacking a vector for the current model (after a model
   // change, an import, or writes while the embedder was down). Returns how
   // many were embedded; stops early (OK) when `stop` becomes true.
-  Result<int64_t> Reembed(int batch_size = 256, const std::atomic<bool>* stop = nullptr);
+  // `complete` (optional) tells whether every memory now has a vector.
+  Result<int64_t> Reembed(int batch_size = 256, const std::atomic<bool>* stop = nullptr,
+                          bool* complete = nullptr);
   // Keeps the newest `keep` change-log entries. A process whose index fell
   // behind the pruned part notices the gap and reloads its index from the
   // tables instead of replaying.
@@ -77,7 +79,8 @@ class MemoryService {
   // Archives stale memories: unpinned, live, relevance_score at most
   // policy.max_relevance and neither created nor accessed within
   // policy.max_age_days. Then merges the FTS index segments when anything
-  // was archived or `optimize` is set. Idempotent.
+  // was archived or `optimize` is set, and VACUUMs when at least a quarter
+  // of a file of 16 MiB or more is free pages. Idempotent.
   Result<RetentionResult> ApplyRetention(const RetentionPolicy& policy, bool optimize = false);
   // Memories lacking a current-model vector (all partitions).
   int64_t MissingVectors() const;

@@ -128,14 +128,17 @@ struct MemoryStats {
   int64_t vector_bytes = 0;
 };
 
+// Memories neither created nor retrieved for max_age_days, unpinned and
+// scored at most max_relevance (new memories score 0.5) are archived.
 struct RetentionPolicy {
   int max_age_days = 180;
-  double max_relevance = 0.3;
+  double max_relevance = 0.5;
 };
 
 struct RetentionResult {
   int64_t archived = 0;
   bool fts_optimized = false;
+  bool vacuumed = false;
 };
 
 const std::vector<std::string_view>& ContentTypes();

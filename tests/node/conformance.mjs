@@ -9,8 +9,9 @@
 // bodies sent to provoke a 422 must be rejected by the documented schema.
 // It also checks that GET /openapi.json serves the file byte-for-byte (as
 // JSON) and that the routes registered in src/api/rest_api.cpp,
-// src/api/memory_routes.cpp and src/api/engine_routes.cpp are exactly the
-// documented operations. The server is stopped with SIGTERM in all cases.
+// src/api/memory_routes.cpp, src/api/engine_routes.cpp and
+// src/mcp/http_transport.cpp (POST/DELETE /mcp) are exactly the documented
+// operations. The server is stopped with SIGTERM in all cases.
 import { spawn } from "node:child_process";
 import { accessSync, constants as fsConstants, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,7 +29,7 @@ const SHUTDOWN_TIMEOUT_MS = 15_000;
 const binary = process.argv[2];
 const docFile = process.argv[3] ?? fileURLToPath(new URL("../../src/api/openapi.json", import.meta.url));
 // Every source file that registers routes (router.Add) of the served API.
-const routesFiles = ["rest_api.cpp", "memory_routes.cpp", "engine_routes.cpp"].map((f) => fileURLToPath(new URL(`../../src/api/${f}`, import.meta.url)));
+const routesFiles = ["api/rest_api.cpp", "api/memory_routes.cpp", "api/engine_routes.cpp", "mcp/http_transport.cpp"].map((f) => fileURLToPath(new URL(`../../src/${f}`, import.meta.url)));
 if (!binary) fail("usage: node conformance.mjs DEVSTREAM_BINARY [OPENAPI.json]");
 if (!existsSync(binary)) fail(`no devstream binary at ${binary}`);
 try {
@@ -530,6 +531,9 @@ async function scenario() {
   // ---- leases, jobs and sessions ----
   await engineScenario({ P, task: a });
 
+  // ---- the MCP transport ----
+  await mcpScenario();
+
   // ---- after all that, still healthy ----
   await call("GET", "/health", 200);
 }
@@ -890,15 +894,20 @@ async function engineScenario({ P, task }) {
   await call("POST", CLAIM, 422, { query: EQ, json: ["agent-one"], bodyValid: false });
   await call("POST", CLAIM, 422, { query: { ...EQ, with_context: "yes" }, json: { agent: "agent-one" } });
   await call("POST", CLAIM, 422, { query: { ...EQ, limit: 1 }, json: { agent: "agent-one" } });
+  await call("POST", CLAIM, 422, { query: { ...EQ, with_context: "1", context_limit: 0 }, json: { agent: "agent-one" } });
+  await call("POST", CLAIM, 422, { query: { ...EQ, with_context: "1", context_limit: 51 }, json: { agent: "agent-one" } });
+  await call("POST", CLAIM, 422, { query: { ...EQ, context_limit: "many" }, json: { agent: "agent-one" } });
+  await call("POST", CLAIM, 404, { json: { agent: "agent-one", project: "p".repeat(200) }, bodyValid: true });
+  await call("POST", CLAIM, 422, { json: { agent: "agent-one", project: "p".repeat(201) }, bodyValid: false });
   await call("POST", CLAIM, 404, { json: { agent: "agent-one", project: "no-such-project" }, bodyValid: true });
   await call("POST", CLAIM, 404, { query: EQ, json: { agent: "agent-one", plan_id: missing("pln") }, bodyValid: true });
   await call("POST", CLAIM, 400, { query: EQ, raw: '{"agent": ' });
   await call("POST", CLAIM, 400, { query: EQ, raw: '{"agent":"agent-one"}', contentType: "text/plain" });
-  const c1 = await call("POST", CLAIM, 200, { query: { ...EQ, with_context: "1" }, headers: A1, json: { lease_seconds: 600 }, bodyValid: true });
+  const c1 = await call("POST", CLAIM, 200, { query: { ...EQ, with_context: "1", context_limit: 1 }, headers: A1, json: { lease_seconds: 600 }, bodyValid: true });
   const claimed = c1.json ?? {};
   expect(claimed.id === t1.id && claimed.status === "active" && claimed.lease_owner === "agent-one" && claimed.assigned_agent === "agent-one" && typeof claimed.lease_expires_at === "string", "claim should lease the highest-priority ready task to the agent");
   expect(etagVersion(c1) === claimed.version, "claim: ETag should carry the task's version");
-  expect(Array.isArray(claimed.context) && claimed.context.length >= 1 && claimed.context.length <= 5, "claim with_context=1 should return the relevant memory");
+  expect(Array.isArray(claimed.context) && claimed.context.length === 1, "claim with_context=1&context_limit=1 should return the one relevant memory");
   const c2 = await call("POST", CLAIM, 200, { headers: EH, json: { agent: "agent-two", plan_id: plan.id, lease_seconds: null, project: null }, bodyValid: true });
   expect(c2.json?.id === t2.id && c2.json?.lease_owner === "agent-two" && !("context" in (c2.json ?? {})), "the second claim should take the other task, without context");
   await call("POST", CLAIM, 204, { query: { ...EQ, with_context: "true" }, json: { agent: "agent-three" }, bodyValid: true });
@@ -907,12 +916,14 @@ async function engineScenario({ P, task }) {
   // ---- heartbeat ----
   const beat = await call("POST", "/api/v1/tasks/{id}/heartbeat", 200, { path: hb(t1), headers: A1, json: { lease_seconds: 900 }, bodyValid: true });
   expect(beat.json?.lease_owner === "agent-one" && beat.json?.status === "active" && etagVersion(beat) === beat.json?.version, "the owner's heartbeat should keep the lease");
+  expect(beat.json?.version === claimed.version + 1 && beat.json?.lease_expires_at > claimed.lease_expires_at, "a heartbeat extends the lease and increments the version (as documented)");
   await call("POST", "/api/v1/tasks/{id}/heartbeat", 200, { path: hb(t1), json: { agent: "agent-one" }, bodyValid: true });
   const denied = await call("POST", "/api/v1/tasks/{id}/heartbeat", 403, { path: hb(t1), headers: A2, json: {}, bodyValid: true });
   expect(denied.json?.lease_owner === "agent-one" && typeof denied.json?.lease_expires_at === "string", "403 should name the lease owner and expiry");
   const forced = await call("POST", "/api/v1/tasks/{id}/heartbeat", 200, { path: hb(t1), headers: A2, json: { force: true, lease_seconds: 60 }, bodyValid: true });
   expect(forced.json?.lease_owner === "agent-one", "a forced heartbeat keeps the owner");
-  await call("POST", "/api/v1/tasks/{id}/heartbeat", 409, { path: hb(task), headers: A1, json: {}, bodyValid: true });
+  const notActive = await call("POST", "/api/v1/tasks/{id}/heartbeat", 409, { path: hb(task), headers: A1, json: {}, bodyValid: true });
+  expect(notActive.json?.task_status === "completed" && notActive.json?.status === 409, "heartbeat 409 should carry task_status (and keep status the HTTP status)");
   await call("POST", "/api/v1/tasks/{id}/heartbeat", 404, { path: hb({ id: missing("tsk") }), headers: A1, json: {}, bodyValid: true });
   await call("POST", "/api/v1/tasks/{id}/heartbeat", 422, { path: hb(t1), json: {}, bodyValid: true });
   await call("POST", "/api/v1/tasks/{id}/heartbeat", 422, { path: hb(t1), json: { agent: "agent-one", lease_seconds: 86_401 }, bodyValid: false });
@@ -981,11 +992,27 @@ async function engineScenario({ P, task }) {
   await call("POST", J, 422, { json: { kind: "backup", dedup_key: "" }, bodyValid: false });
   await call("POST", J, 422, { json: { kind: "backup", dedup_key: "k".repeat(201) }, bodyValid: false });
   await call("POST", J, 422, { json: { kind: "backup", run_at: "now" }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "backup", payload: { path: join(tmp, "elsewhere.db") } }, bodyValid: false });
+  for (const name of [".hidden.db", "../escape.db", "sub/dir.db", "", "n".repeat(129), 5]) {
+    await call("POST", J, 422, { json: { kind: "backup", payload: { name } }, bodyValid: false });
+  }
+  await call("POST", J, 422, { json: { kind: "retention", payload: { optimize: "yes" } }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "retention", payload: { vacuum: true } }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "session_summary" }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "session_summary", payload: {} }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "session_summary", payload: { session_id: 5 } }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "rollup", payload: { plan_id: "x" } }, bodyValid: false });
+  await call("POST", J, 422, { json: { kind: "lease_reaper", payload: { now: true } }, bodyValid: false });
+  const named = await call("POST", J, 201, { json: { kind: "backup", payload: { name: "conformance-1.db" }, max_attempts: 1 }, bodyValid: true });
+  expect(isDeepStrictEqual(named.json?.payload, { name: "conformance-1.db" }), "a backup job keeps its file name");
+  await call("POST", J, 201, { json: { kind: "backup", payload: { name: null } }, bodyValid: true });
+  await call("POST", J, 201, { json: { kind: "retention", payload: { optimize: null } }, bodyValid: true });
+  await call("POST", J, 201, { json: { kind: "embed_memory", payload: {} }, bodyValid: true });
   await call("POST", J, 422, { json: "rollup", bodyValid: false });
   await call("POST", J, 422, { query: { project: "engine" }, json: { kind: "rollup" } });
   await call("POST", J, 400, { raw: '{"kind": "rollup"' });
   await call("POST", J, 400, { raw: '{"kind":"rollup"}', contentType: "text/plain" });
-  await call("POST", J, 413, { raw: JSON.stringify({ kind: "backup", payload: { path: "x".repeat(1_200_000) } }) });
+  await call("POST", J, 413, { raw: JSON.stringify({ kind: "backup", payload: { name: "x".repeat(1_200_000) } }) });
 
   const gotJob = await call("GET", "/api/v1/jobs/{id}", 200, { path: jobPath(rollup.json) });
   expect(gotJob.json?.id === rollup.json.id && gotJob.json?.kind === "rollup", "GET job should return it");
@@ -1005,17 +1032,17 @@ async function engineScenario({ P, task }) {
   await call("GET", J, 422, { query: { project: "engine" } });
 
   // Retry: a job that never fails is never retryable (409, whatever its
-  // state by now); a session_summary job without session_id fails
-  // permanently, and can then be retried.
+  // state by now); a session_summary job for a session that does not exist
+  // fails permanently, and can then be retried.
   const notDead = await call("POST", "/api/v1/jobs/{id}/retry", 409, { path: `${jobPath(rollup.json)}/retry` });
   expect(["queued", "running", "done"].includes(notDead.json?.state), "409 on retry should carry the job's state");
-  const broken = (await call("POST", J, 201, { json: { kind: "session_summary", payload: {}, max_attempts: 3 }, bodyValid: true })).json;
+  const broken = (await call("POST", J, 201, { json: { kind: "session_summary", payload: { session_id: missing("ses") }, max_attempts: 3 }, bodyValid: true })).json;
   let brokenNow = broken;
   for (let i = 0; i < 150 && brokenNow?.state !== "failed"; ++i) {
     await sleep(100);
     brokenNow = (await call("GET", "/api/v1/jobs/{id}", 200, { path: jobPath(broken) })).json;
   }
-  expect(brokenNow?.state === "failed" && typeof brokenNow?.last_error === "string" && brokenNow?.finished_at !== null, `a job with a bad payload should fail permanently: ${JSON.stringify(brokenNow)}`);
+  expect(brokenNow?.state === "failed" && typeof brokenNow?.last_error === "string" && brokenNow?.finished_at !== null, `a summary job for a missing session should fail permanently: ${JSON.stringify(brokenNow)}`);
   if (brokenNow?.state === "failed") {
     const failedList = await call("GET", J, 200, { query: { state: "failed", kind: "session_summary" } });
     expect((failedList.json?.items ?? []).some((j) => j.id === broken.id), "state=failed should list the failed job");
@@ -1049,8 +1076,15 @@ async function engineScenario({ P, task }) {
 
   const byId = await call("GET", "/api/v1/sessions/{id}", 200, { path: sesPath(s1.id) });
   expect(byId.json?.id === s1.id, "GET session by id");
-  const byExternal = await call("GET", "/api/v1/sessions/{id}", 200, { path: sesPath("conf-session-1") });
+  const byExternal = await call("GET", "/api/v1/sessions/{id}", 200, { path: sesPath("conf-session-1"), query: EQ });
   expect(byExternal.json?.id === s1.id, "GET session by external id");
+  const byExternalHeader = await call("GET", "/api/v1/sessions/{id}", 200, { path: sesPath("conf-session-1"), headers: EH });
+  expect(byExternalHeader.json?.id === s1.id, "GET session by external id (project from X-DevStream-Project)");
+  await call("GET", "/api/v1/sessions/{id}", 404, { path: sesPath("conf-session-1") }); // not in `default`
+  await call("GET", "/api/v1/sessions/{id}", 404, { path: sesPath("conf-session-1"), query: { project: "conformance" } });
+  await call("GET", "/api/v1/sessions/{id}", 404, { path: sesPath("conf-session-1"), query: { project: "no-such-project" } });
+  const ownId = await call("GET", "/api/v1/sessions/{id}", 200, { path: sesPath(s1.id), query: { project: "conformance" } });
+  expect(ownId.json?.id === s1.id, "a ses_ id is found whatever the project");
   await call("GET", "/api/v1/sessions/{id}", 404, { path: sesPath(missing("ses")) });
   await call("GET", "/api/v1/sessions/{id}", 422, { path: sesPath(s1.id), query: { verbose: 1 } });
 
@@ -1064,6 +1098,9 @@ async function engineScenario({ P, task }) {
   await call("POST", "/api/v1/sessions/{id}/end", 400, { path: `${sesPath(s1.id)}/end`, raw: "{" });
   await call("POST", "/api/v1/sessions/{id}/end", 400, { path: `${sesPath(s1.id)}/end`, raw: "{}", contentType: "text/plain" });
   await call("POST", "/api/v1/sessions/{id}/end", 404, { path: `${sesPath(missing("ses"))}/end` });
+  await call("POST", "/api/v1/sessions/{id}/end", 404, { path: `${sesPath("conf-session-1")}/end`, query: { project: "conformance" } });
+  const endedByExternal = await call("POST", "/api/v1/sessions/{id}/end", 200, { path: `${sesPath("conf-session-1")}/end`, query: EQ });
+  expect(endedByExternal.json?.id === s1.id && endedByExternal.json?.ended_at === ended.json?.ended_at, "ending by external id within the project");
   const summaryJobs = await call("GET", J, 200, { query: { kind: "session_summary" } });
   expect((summaryJobs.json?.items ?? []).some((j) => j.payload?.session_id === s1.id && j.dedup_key === `session_summary:${s1.id}`), "ending a session should queue its summary job");
 
@@ -1074,6 +1111,41 @@ async function engineScenario({ P, task }) {
   await call("GET", `${S}/latest`, 422, { query: { ...EQ, limit: 1 } });
   const reopened = await call("POST", S, 200, { query: EQ, json: { external_id: "conf-session-1" }, bodyValid: true });
   expect(reopened.json?.id === s1.id && reopened.json?.status === "active" && reopened.json?.ended_at === null, "starting an ended session's external_id again should reopen it");
+}
+
+// The MCP Streamable HTTP transport (src/mcp/http_transport.cpp): the
+// documented statuses of POST and DELETE /mcp. (tests/node/mcp_e2e.mjs drives
+// the tools through the official SDK client; SSE answers are checked there.)
+async function mcpScenario() {
+  const M = "/mcp";
+  const rpc = (id, method, params) => ({ jsonrpc: "2.0", id, method, ...(params ? { params } : {}) });
+  const init = rpc(1, "initialize", { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "conformance", version: "1" } });
+  const opened = await call("POST", M, 200, { headers: { "X-DevStream-Project": "engine" }, json: init, bodyValid: true });
+  const sid = opened.headers.get("mcp-session-id") ?? "";
+  expect(opened.json?.result?.protocolVersion === "2025-11-25" && opened.json?.result?.serverInfo?.name === "devstream" && sid.length === 32, "initialize should negotiate 2025-11-25 and open a session");
+  const S = { "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-11-25" };
+  await call("POST", M, 202, { headers: S, json: { jsonrpc: "2.0", method: "notifications/initialized" }, bodyValid: true });
+  const tools = await call("POST", M, 200, { headers: S, json: rpc(2, "tools/list"), bodyValid: true });
+  expect(tools.json?.result?.tools?.length === 10, "tools/list should list the 10 devstream tools");
+  const batch = await call("POST", M, 200, { headers: S, json: [rpc(3, "ping"), rpc(4, "resources/list")], bodyValid: true });
+  expect(Array.isArray(batch.json) && batch.json.length === 2 && batch.json[1]?.error?.code === -32601, "a batch gets one answer per request");
+  const toolError = await call("POST", M, 200, { headers: S, json: rpc(5, "tools/call", { name: "devstream_forget_memory", arguments: {} }), bodyValid: true });
+  expect(toolError.json?.result?.isError === true, "a tool called with bad arguments answers an isError result");
+  const plans = await call("POST", M, 200, { headers: { ...S, "X-DevStream-Project": "engine" }, json: rpc(6, "tools/call", { name: "devstream_list_plans", arguments: {} }), bodyValid: true });
+  expect(plans.json?.result?.structuredContent?.items?.some((p) => p.title === "Engine plan"), "X-DevStream-Project sets the tools' default project");
+  const unknownTool = await call("POST", M, 200, { headers: S, json: rpc(7, "tools/call", { name: "nope" }), bodyValid: true });
+  expect(unknownTool.json?.error?.code === -32602, "an unknown tool is a JSON-RPC -32602 error");
+  await call("POST", M, 400, { headers: { "Mcp-Session-Id": sid }, raw: "{not json" });
+  await call("POST", M, 400, { headers: { "Mcp-Session-Id": sid, "MCP-Protocol-Version": "1999-01-01" }, json: rpc(8, "ping") });
+  await call("POST", M, 403, { headers: { Origin: "http://evil.example" }, json: init });
+  await call("POST", M, 404, { headers: { "Mcp-Session-Id": "0".repeat(32) }, json: rpc(9, "ping") });
+  await call("POST", M, 406, { headers: { Accept: "text/html" }, json: init });
+  await call("POST", M, 413, { raw: JSON.stringify(rpc(10, "ping", { pad: "x".repeat(1_200_000) })) });
+  await call("DELETE", M, 400);
+  await call("DELETE", M, 403, { headers: { Origin: "https://evil.example", "Mcp-Session-Id": sid } });
+  await call("DELETE", M, 204, { headers: { "Mcp-Session-Id": sid } });
+  await call("DELETE", M, 404, { headers: { "Mcp-Session-Id": sid } });
+  await call("POST", M, 404, { headers: { "Mcp-Session-Id": sid }, json: rpc(11, "ping") });
 }
 
 // ---------------------------------------------------------------- routes in the source

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <stdexcept>
 #include <thread>
 
 #include "app/services.h"
@@ -210,7 +211,7 @@ TEST_F(WorkerTest, StopMidJobGivesTheJobBackUncounted) {
     ++calls;
     entered = true;
     while (!ctx.stopping) std::this_thread::sleep_for(milliseconds(2));
-    return Status::Unavailable("draining");
+    return ctx.GiveBack();
   });
   Job j = Enqueue("long", {}, /*max_attempts=*/1);
   ASSERT_TRUE(w.Start().ok());
@@ -227,6 +228,35 @@ TEST_F(WorkerTest, StopMidJobGivesTheJobBackUncounted) {
   w2.Register("long", [](JobContext&) { return Status::Ok(); });
   EXPECT_EQ(*w2.RunOnce(), 1);
   EXPECT_EQ(StateOf(j.id), "done");
+}
+
+TEST_F(WorkerTest, AFailureDuringDrainIsCountedNotGivenBack) {
+  Worker w(*db_, *queue_, FastOptions());
+  std::atomic<bool> entered{false};
+  w.Register("long", [&](JobContext& ctx) -> Status {
+    entered = true;
+    while (!ctx.stopping) std::this_thread::sleep_for(milliseconds(2));
+    return Status::Unavailable("embedder down");  // a real error, not a give-back
+  });
+  Job j = Enqueue("long", {}, /*max_attempts=*/1);
+  ASSERT_TRUE(w.Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return entered.load(); }));
+  w.Stop();
+  Job after = queue_->Get(j.id).value();
+  EXPECT_EQ(after.state, "dead");
+  EXPECT_EQ(after.attempts, 1);
+  EXPECT_EQ(after.last_error, "embedder down");
+}
+
+TEST_F(WorkerTest, AThrowingHandlerFailsItsJobAndTheWorkerGoesOn) {
+  Worker w(*db_, *queue_, FastOptions());
+  w.Register("boom", [](JobContext&) -> Status { throw std::runtime_error("kaboom"); });
+  Job j = Enqueue("boom", {}, /*max_attempts=*/1);
+  EXPECT_EQ(*w.RunOnce(), 1);
+  Job after = queue_->Get(j.id).value();
+  EXPECT_EQ(after.state, "dead");
+  ASSERT_TRUE(after.last_error);
+  EXPECT_NE(after.last_error->find("kaboom"), std::string::npos);
 }
 
 TEST_F(WorkerTest, UnavailableWhileNotStoppingIsAnOrdinaryFailure) {

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -63,6 +64,7 @@ std::string ErrorMessage(const json::value& reply) {
   return m && m->is_string() ? std::string(m->as_string()) : "";
 }
 
+// A reference into `reply`: keep `reply` alive (name it) while using it.
 const json::object& ResultOf(const json::value& reply) {
   static const json::object empty;
   const auto* r = reply.is_object() ? reply.as_object().if_contains("result") : nullptr;
@@ -455,12 +457,14 @@ TEST_F(McpFakeServerTest, NewerVersionsGetStructuredContent) {
     ASSERT_TRUE(server_.HandleText(Initialize(v), s));
     auto list = server_.HandleText(Request("2", "tools/list"), s);
     ASSERT_TRUE(list);
-    for (const auto& t : ResultOf(Parse(*list)).at("tools").as_array()) {
+    json::value listed = Parse(*list);
+    for (const auto& t : ResultOf(listed).at("tools").as_array()) {
       EXPECT_TRUE(t.as_object().at("outputSchema").is_object()) << v;
     }
     auto call = server_.HandleText(Request("3", "tools/call", R"({"name":"echo"})"), s);
     ASSERT_TRUE(call);
-    const json::object& result = ResultOf(Parse(*call));
+    json::value reply = Parse(*call);
+    const json::object& result = ResultOf(reply);
     EXPECT_TRUE(result.at("structuredContent").is_object()) << v;
     EXPECT_EQ(result.at("content").as_array().size(), 1u) << v;
   }
@@ -480,7 +484,8 @@ TEST_F(McpFakeServerTest, CallPassesArgumentsProjectAndAgent) {
       Request("9", "tools/call", R"({"name":"echo","arguments":{"a":[1,2],"b":"c"}})"), s,
       "myproj");
   ASSERT_TRUE(text);
-  const json::object& result = ResultOf(Parse(*text));
+  json::value reply = Parse(*text);
+  const json::object& result = ResultOf(reply);
   EXPECT_FALSE(result.at("isError").as_bool());
   const auto& sc = result.at("structuredContent").as_object();
   EXPECT_EQ(sc.at("arguments"), Parse(R"({"a":[1,2],"b":"c"})"));
@@ -527,13 +532,15 @@ TEST_F(McpFakeServerTest, FailingToolsAnswerIsErrorResults) {
   EXPECT_NE(ResultText(thrown).find("kaboom"), std::string::npos) << ResultText(thrown);
   EXPECT_NE(ResultText(thrown).find("boom"), std::string::npos);
 
-  const json::object& not_found = ResultOf(CallTool("missing"));
+  json::value missing = CallTool("missing");
+  const json::object& not_found = ResultOf(missing);
   EXPECT_TRUE(not_found.at("isError").as_bool());
   std::string text = ResultText(not_found);
   EXPECT_EQ(text.rfind("Error: thing tsk_x does not exist", 0), 0u) << text;
   EXPECT_NE(text.find("devstream_list_tasks"), std::string::npos) << "says how to find ids";
 
-  const json::object& invalid = ResultOf(CallTool("bad_args"));
+  json::value bad_args = CallTool("bad_args");
+  const json::object& invalid = ResultOf(bad_args);
   EXPECT_TRUE(invalid.at("isError").as_bool());
   EXPECT_NE(ResultText(invalid).find("arguments.limit"), std::string::npos);
   EXPECT_NE(ResultText(invalid).find("inputSchema"), std::string::npos);
@@ -557,7 +564,8 @@ bool ContainsRef(const json::value& v) {
 class McpDevStreamToolsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = app::OpenServices(ds::testing::TempDir() + "/mcp.db");
+    dir_ = ds::testing::TempDir();
+    auto s = app::OpenServices(dir_ + "/mcp.db");
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     sv_ = std::move(s).value();
     ASSERT_TRUE(sv_->memory->LoadIndex().ok());
@@ -569,6 +577,14 @@ class McpDevStreamToolsTest : public ::testing::Test {
     info.page_size = 3;
     server_ = std::make_unique<McpServer>(*tools_, info);
   }
+  void TearDown() override {
+    server_.reset();
+    tools_.reset();
+    services_.reset();
+    sv_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
 
   json::value Call(SessionState& s, const std::string& name, const std::string& arguments) {
     auto text = server_->HandleText(
@@ -578,6 +594,7 @@ class McpDevStreamToolsTest : public ::testing::Test {
     return text ? Parse(*text) : json::value(nullptr);
   }
 
+  std::string dir_;
   std::unique_ptr<app::Services> sv_;
   std::unique_ptr<ToolServices> services_;
   std::unique_ptr<ToolRegistry> tools_;
@@ -656,7 +673,8 @@ TEST_F(McpDevStreamToolsTest, StoreSearchAndErrors) {
   // The same in 2025-03-26: the data as a JSON text block.
   SessionState old;
   ASSERT_TRUE(server_->HandleText(Initialize("2025-03-26"), old));
-  const json::object& oldr = ResultOf(Call(old, "devstream_search_memory", R"({"query":"LRU"})"));
+  json::value old_reply = Call(old, "devstream_search_memory", R"({"query":"LRU"})");
+  const json::object& oldr = ResultOf(old_reply);
   EXPECT_FALSE(oldr.contains("structuredContent"));
   json::value data = Parse(ResultText(oldr, 1));
   EXPECT_TRUE(data.as_object().at("results").is_array());
@@ -675,14 +693,16 @@ TEST_F(McpDevStreamToolsTest, StoreSearchAndErrors) {
                        Bad{"devstream_update_task", R"({"status":"completed"})", "task_id"},
                        Bad{"devstream_list_tasks", R"({"limit":0})", "limit"},
                        Bad{"devstream_next_task", R"({"lease_seconds":"x"})", "lease_seconds"}}) {
-    const json::object& r = ResultOf(Call(s, b.tool, b.args));
+    json::value reply = Call(s, b.tool, b.args);
+    const json::object& r = ResultOf(reply);
     EXPECT_TRUE(r.at("isError").as_bool()) << b.tool << " " << b.args;
     EXPECT_NE(ResultText(r).find(b.mention), std::string::npos)
         << b.tool << " " << b.args << ": " << ResultText(r);
   }
 
   // Nothing to claim: task null.
-  const json::object& none = ResultOf(Call(s, "devstream_next_task", "{}"));
+  json::value none_reply = Call(s, "devstream_next_task", "{}");
+  const json::object& none = ResultOf(none_reply);
   ASSERT_FALSE(none.at("isError").as_bool()) << ResultText(none);
   EXPECT_TRUE(none.at("structuredContent").as_object().at("task").is_null());
 }
