@@ -993,6 +993,11 @@ int RunCli(int argc, char** argv) {
   Action action;
   app.add_flag("--json", ctx.out.json, "Machine-readable JSON output");
   app.add_option("--db", ctx.db_path, kDbHelp);
+  app.add_option("--config", ctx.config_file,
+                 "Settings file (YAML; default: deployment/environments/<env>.yml when an "
+                 "environment is named)");
+  app.add_option("--env", ctx.environment,
+                 "development | staging | production (default: $DEVSTREAM_ENV, else development)");
 
   auto* version = app.add_subcommand("version", "Print the version");
   version->callback([&] {
@@ -1006,24 +1011,38 @@ int RunCli(int argc, char** argv) {
     };
   });
 
-  static ServeOptions serve_opts;
+  // serve's flags are settings (highest precedence); only given ones count.
+  static std::map<std::string, std::string> serve_flags;
+  static std::string host, port, mode, threads, pool, body_limit;
   auto* serve =
       app.add_subcommand("serve", "Run the HTTP API server (and, in mode all, the job worker)");
-  serve->add_option("--host", serve_opts.host, "Address to listen on (default 127.0.0.1)");
-  serve->add_option("--port", serve_opts.port, "Port (default 8000; 0 picks a free one)");
-  serve->add_option("--mode", serve_opts.mode,
-                    "api | task_engine | all (default: $DEVSTREAM_SERVICE_MODE, else all)");
-  serve->add_option("--threads", serve_opts.threads, "Worker threads (default 4)")
-      ->check(CLI::Range(1, 256));
-  serve->add_option("--pool", serve_opts.reader_pool, "Reader connections (default 10)")
-      ->check(CLI::Range(1, 256));
-  serve->add_option("--body-limit", serve_opts.body_limit, "Max request body bytes (default 1 MiB)")
-      ->check(CLI::Range(size_t{1024}, size_t{256} << 20));
+  struct ServeFlag {
+    const char* flag;
+    std::string* value;
+    const char* key;
+    const char* help;
+  };
+  static const ServeFlag kServeFlags[] = {
+      {"--host", &host, "server.host", "Address to listen on (server.host, default 127.0.0.1)"},
+      {"--port", &port, "server.port", "Port (server.port, default 8000; 0 picks a free one)"},
+      {"--mode", &mode, "service.mode", "api | task_engine | all (service.mode, default all)"},
+      {"--threads", &threads, "server.threads", "HTTP threads (server.threads, default 4)"},
+      {"--pool", &pool, "database.reader_pool", "Reader connections (database.reader_pool)"},
+      {"--body-limit", &body_limit, "server.body_limit_bytes",
+       "Max request body bytes (server.body_limit_bytes, default 1 MiB)"},
+  };
+  std::vector<std::pair<CLI::Option*, const ServeFlag*>> given;
+  for (const auto& f : kServeFlags)
+    given.emplace_back(serve->add_option(f.flag, *f.value, f.help), &f);
   AddDbOption(serve, ctx);
-  serve->callback([&] {
+  serve->callback([&, given] {
+    for (const auto& [opt, f] : given) {
+      if (opt->count()) serve_flags[f->key] = *f->value;
+    }
     action = [&] {
-      serve_opts.db_path = ctx.db_path;
-      return RunServe(serve_opts);
+      auto settings = ctx.LoadSettings(serve_flags);
+      if (!settings.ok()) return Fail(settings.status());
+      return RunServe(*settings);
     };
   });
 

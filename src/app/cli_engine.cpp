@@ -4,14 +4,17 @@
 #include <algorithm>
 #include <iostream>
 
+#include <filesystem>
 #include "app/cli_support.h"
 #include "app/hook_command.h"
 #include "app/init_command.h"
 #include "app/mcp_command.h"
 #include "app/serve.h"
+#include "app/store_open.h"
 #include "engine/job_handlers.h"
 #include "engine/worker.h"
 #include "memory/codec.h"
+#include "store/migrations.h"
 #include "tasks/codec.h"
 
 namespace ds::app {
@@ -190,12 +193,10 @@ void AddJobs(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
   AddDbOption(run, ctx);
   run->callback([&] {
     action = WithServices(ctx, [&](Services& sv) {
-      auto settings = engine::EngineSettingsFromEnv(sv.db->path());
-      if (!settings.ok()) return Fail(settings.status());
       engine::WorkerOptions wo;
       wo.mode = "cli";
       engine::Worker worker(*sv.db, *sv.jobs, wo);
-      engine::EngineServices es{*sv.db, *sv.jobs, *sv.workflow, *sv.sessions, *settings};
+      engine::EngineServices es{*sv.db, *sv.jobs, *sv.workflow, *sv.sessions, sv.settings.engine};
       engine::RegisterJobHandlers(worker, es);
       auto n = worker.RunOnce(f.max_jobs);
       if (!n.ok()) return Fail(n.status());
@@ -234,10 +235,12 @@ void AddSessions(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
 
   auto* end = cmd->add_subcommand("end", "End a session and queue its summary");
   end->add_option("id", f.id, "Session id (or external id)")->required();
+  auto* e_proj = end->add_option("--project", f.project, "Project of an external id");
   AddDbOption(end, ctx);
-  end->callback([&] {
-    action = WithServices(ctx, [&](Services& sv) {
-      auto s = sv.sessions->End(f.id);
+  end->callback([=, &ctx, &action, &f] {
+    action = WithServices(ctx, [=, &ctx, &f](Services& sv) {
+      auto s = sv.sessions->End(
+          f.id, e_proj->count() ? std::optional<std::string>(f.project) : std::nullopt);
       if (!s.ok()) return Fail(s.status());
       ctx.out.Object(engine::ToJson(*s));
       return 0;
@@ -246,10 +249,12 @@ void AddSessions(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
 
   auto* show = cmd->add_subcommand("show", "Show a session");
   show->add_option("id", f.id, "Session id (or external id)")->required();
+  auto* s_proj2 = show->add_option("--project", f.project, "Project of an external id");
   AddDbOption(show, ctx);
-  show->callback([&] {
-    action = WithServices(ctx, [&](Services& sv) {
-      auto s = sv.sessions->Get(f.id);
+  show->callback([=, &ctx, &action, &f] {
+    action = WithServices(ctx, [=, &ctx, &f](Services& sv) {
+      auto s = sv.sessions->Get(
+          f.id, s_proj2->count() ? std::optional<std::string>(f.project) : std::nullopt);
       if (!s.ok()) return Fail(s.status());
       ctx.out.Object(engine::ToJson(*s));
       return 0;
@@ -339,15 +344,74 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
     };
   });
 
-  static ServeOptions worker_opts;
+  auto* config = app.add_subcommand("config", "Show or check the effective settings");
+  config->require_subcommand(1);
+  auto* show_cfg = config->add_subcommand(
+      "show", "Every setting with its value and source (default, file, environment, flag)");
+  AddDbOption(show_cfg, ctx);
+  show_cfg->callback([&] {
+    action = [&] {
+      auto settings = ctx.LoadSettings();
+      if (!settings.ok()) return Fail(settings.status());
+      json::object shown = settings->config.Show();
+      if (ctx.out.json) {
+        ctx.out.Object(json::object{{"environment", settings->environment},
+                                    {"config_file", settings->config_file},
+                                    {"settings", shown}});
+        return 0;
+      }
+      std::cout << "environment " << settings->environment << " (file "
+                << (settings->config_file.empty() ? "none" : settings->config_file) << ")\n";
+      for (const auto& spec : SettingsSchema()) {
+        const json::object& e = shown.at(spec.key).as_object();
+        std::string value = e.at("value").is_string() ? std::string(e.at("value").as_string())
+                                                      : ToJsonString(e.at("value"));
+        std::cout << spec.key << " = " << value << "  [" << std::string(e.at("source").as_string());
+        if (const auto* o = e.if_contains("origin")) {
+          std::cout << " " << std::string(o->as_string());
+        }
+        std::cout << "]\n";
+      }
+      return 0;
+    };
+  });
+  auto* check_cfg = config->add_subcommand(
+      "check", "Validate the settings (and production's start-up rules); exit 1 on a problem");
+  AddDbOption(check_cfg, ctx);
+  check_cfg->callback([&] {
+    action = [&] {
+      auto settings = ctx.LoadSettings();
+      if (!settings.ok()) return Fail(settings.status());
+      int pending = 0;
+      std::string path =
+          settings->database_path.empty() ? DefaultDatabasePath() : settings->database_path;
+      if (std::filesystem::exists(path)) {
+        auto db = OpenDatabase(path, 1);
+        if (!db.ok()) return Fail(db.status());
+        auto p = Migrator(**db).Pending();
+        if (!p.ok()) return Fail(p.status());
+        pending = *p;
+      }
+      for (const auto& name : settings->config.UnknownEnvironment(ClientEnvironmentVariables())) {
+        std::cerr << "devstream: warning: " << name << " is set but no setting reads it\n";
+      }
+      auto refusals = ProductionRefusals(*settings, pending);
+      for (const auto& r : refusals) std::cerr << "devstream: error: " << r << "\n";
+      if (!refusals.empty()) return kExitFailure;
+      ctx.out.Message("settings ok (" + settings->environment +
+                      (settings->config_file.empty() ? "" : ", " + settings->config_file) + ")");
+      return 0;
+    };
+  });
+
   auto* worker = app.add_subcommand(
       "worker", "Run the task engine: durable jobs and the scheduler (service mode task_engine)");
   AddDbOption(worker, ctx);
   worker->callback([&] {
     action = [&] {
-      worker_opts.db_path = ctx.db_path;
-      worker_opts.mode = "task_engine";
-      return RunServe(worker_opts);
+      auto settings = ctx.LoadSettings({{"service.mode", "task_engine"}});
+      if (!settings.ok()) return Fail(settings.status());
+      return RunServe(*settings);
     };
   });
 }

@@ -14,9 +14,19 @@ int Fail(const Status& st) {
   return usage ? kExitUsage : kExitFailure;
 }
 
+Result<Settings> Ctx::LoadSettings(const std::map<std::string, std::string>& flags) const {
+  SettingsOptions o;
+  if (!config_file.empty()) o.config_file = config_file;
+  if (!environment.empty()) o.environment = environment;
+  o.flags = flags;
+  if (!db_path.empty()) o.flags["database.path"] = db_path;
+  return app::LoadSettings(o);
+}
+
 Status Ctx::Open() {
   if (services) return Status::Ok();
-  DS_ASSIGN_OR_RETURN(services, OpenServices(db_path));
+  DS_ASSIGN_OR_RETURN(Settings settings, LoadSettings());
+  DS_ASSIGN_OR_RETURN(services, OpenServices(settings, 4));
   svc = services->tasks.get();
   memories = services->memory.get();
   return Status::Ok();

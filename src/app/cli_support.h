@@ -8,12 +8,14 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "app/output.h"
 #include "app/services.h"
+#include "app/settings.h"
 #include "core/json.h"
 #include "core/status.h"
 
@@ -60,12 +62,16 @@ int Fail(const Status& st);
 // Shared state of one CLI invocation.
 struct Ctx {
   std::string db_path;
+  std::string config_file;  // --config
+  std::string environment;  // --env
   Output out;
   std::unique_ptr<Services> services;
   tasks::TaskService* svc = nullptr;
   memory::MemoryService* memories = nullptr;
 
   Status Open();
+  // Settings from --config/--env, the environment, --db and `flags`.
+  Result<Settings> LoadSettings(const std::map<std::string, std::string>& flags = {}) const;
   // The memory service with its index loaded when `load_index` (only the
   // commands that search need it).
   Status OpenMemory(bool load_index);

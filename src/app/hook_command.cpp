@@ -24,12 +24,22 @@ constexpr char kDefaultServerUrl[] = "http://127.0.0.1:8000";
 constexpr size_t kMaxInputBytes = 8 << 20;
 constexpr int64_t kDefaultBudgetMs = 4000;
 
+constexpr uintmax_t kMaxLogBytes = 1 << 20;
+
+// One line per failure; the log is rotated to "<log>.1" past 1 MiB.
 void Log(const std::string& event, const std::string& message) {
   std::error_code ec;
   std::filesystem::path path(HookLogPath());
   std::filesystem::create_directories(path.parent_path(), ec);
+  if (std::filesystem::file_size(path, ec) > kMaxLogBytes && !ec) {
+    std::filesystem::rename(path, path.string() + ".1", ec);
+  }
+  std::string line = message.substr(0, 2000);
+  for (char& ch : line) {
+    if (ch == '\n' || ch == '\r') ch = ' ';
+  }
   std::ofstream out(path, std::ios::app);
-  if (out) out << NowTimestamp() << " hook " << event << ": " << message << "\n";
+  if (out) out << NowTimestamp() << " hook " << event << ": " << line << "\n";
 }
 
 size_t Append(char* data, size_t size, size_t n, void* user) {
@@ -74,6 +84,13 @@ RelayOutcome Relay(const std::string& base_url, const hooks::HookRequest& reques
     *error = std::string("server ") + base_url + ": " + curl_easy_strerror(rc);
     return RelayOutcome::kFailed;
   }
+  // Something else listens there, or a server without the hook route, or
+  // one that is down behind a proxy: do the work locally instead.
+  if (status == 404 || status == 405 || status == 501 || status == 502 || status == 503 ||
+      status == 504) {
+    *error = "server " + base_url + " answered HTTP " + std::to_string(status);
+    return RelayOutcome::kUnreachable;
+  }
   if (status != 200) {
     *error = "server " + base_url + " answered HTTP " + std::to_string(status) + ": " +
              reply.substr(0, 500);
@@ -82,7 +99,7 @@ RelayOutcome Relay(const std::string& base_url, const hooks::HookRequest& reques
   auto parsed = ParseJson(reply, 64);
   if (!parsed.ok() || !parsed->is_object()) {
     *error = "server " + base_url + " answered something that is not JSON";
-    return RelayOutcome::kFailed;
+    return RelayOutcome::kUnreachable;
   }
   const auto* out = parsed->as_object().if_contains("output");
   if (out && out->is_object()) *output = out->as_object();
@@ -151,7 +168,8 @@ int RunHook(const HookOptions& options) {
           const char* env = std::getenv("DEVSTREAM_URL");
           if (env && *env) url = env;
         }
-        bool db_named = !opts.db_path.empty() || std::getenv("DEVSTREAM_DATABASE_PATH");
+        const char* db_env = std::getenv("DEVSTREAM_DATABASE_PATH");
+        bool db_named = !opts.db_path.empty() || (db_env && *db_env);
         if (url.empty() && !db_named) url = kDefaultServerUrl;
         while (!url.empty() && url.back() == '/') url.pop_back();
         bool local = url.empty();

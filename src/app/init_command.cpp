@@ -61,8 +61,8 @@ Result<json::object> ReadJsonFile(const fs::path& path) {
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) return json::object{};
   auto parsed = ParseJson(text, 64);
   if (!parsed.ok() || !parsed->is_object()) {
-    return Status::InvalidArgument(path.string() +
-                                   " is not a JSON object; fix or move it, then run init again");
+    return Status::PreconditionFailed(path.string() +
+                                      " is not a JSON object; fix or move it, then run init again");
   }
   return parsed->as_object();
 }
@@ -175,10 +175,10 @@ Result<InitResult> InitProject(const std::string& project_dir, const std::string
   DS_ASSIGN_OR_RETURN(json::object settings, ReadJsonFile(settings_path));
   DS_ASSIGN_OR_RETURN(json::object mcp, ReadJsonFile(mcp_path));
   if (const auto* h = settings.if_contains("hooks"); h && !h->is_object()) {
-    return Status::InvalidArgument(settings_path.string() + ": \"hooks\" must be an object");
+    return Status::PreconditionFailed(settings_path.string() + ": \"hooks\" must be an object");
   }
   if (const auto* m = mcp.if_contains("mcpServers"); m && !m->is_object()) {
-    return Status::InvalidArgument(mcp_path.string() + ": \"mcpServers\" must be an object");
+    return Status::PreconditionFailed(mcp_path.string() + ": \"mcpServers\" must be an object");
   }
   DS_ASSIGN_OR_RETURN(r.settings_changed, WriteIfChanged(settings_path, settings,
                                                          MergeHookSettings(settings, command)));

@@ -46,7 +46,8 @@ int RunMcp(const McpOptions& options) {
     project = hooks::FindProjectDir(std::filesystem::current_path(ec).string()).name;
   }
   std::string url = options.url.empty() ? EnvOr("DEVSTREAM_URL", "") : options.url;
-  bool db_named = !options.db_path.empty() || std::getenv("DEVSTREAM_DATABASE_PATH");
+  const char* db_env = std::getenv("DEVSTREAM_DATABASE_PATH");
+  bool db_named = !options.db_path.empty() || (db_env && *db_env);
   if (url.empty() && !db_named && mcp::ServerReachable(kDefaultServerUrl, 300)) {
     url = kDefaultServerUrl;
   }

@@ -2,9 +2,9 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -17,12 +17,14 @@
 #include "api/rest_api.h"
 #include "app/mcp_command.h"
 #include "app/services.h"
+#include "app/store_open.h"
 #include "core/clock.h"
 #include "engine/job_handlers.h"
 #include "engine/scheduler.h"
 #include "engine/worker.h"
 #include "mcp/devstream_tools.h"
 #include "mcp/http_transport.h"
+#include "store/migrations.h"
 
 namespace ds::app {
 namespace {
@@ -32,54 +34,9 @@ int Error(const Status& st) {
   return st.code() == StatusCode::kInvalidArgument ? 2 : 1;
 }
 
-Result<int64_t> EnvMillis(const char* name, int64_t def, int64_t lo, int64_t hi) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return def;
-  int64_t out = 0;
-  std::string_view s(v);
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  if (ec != std::errc() || p != s.data() + s.size() || out < lo || out > hi) {
-    return Status::InvalidArgument(std::string(name) + "=" + v + " is not an integer in " +
-                                   std::to_string(lo) + ".." + std::to_string(hi) + " (ms)");
-  }
-  return out;
-}
-
-// Worker timing from DEVSTREAM_JOB_LEASE_MS, DEVSTREAM_WORKER_POLL_MS,
-// DEVSTREAM_WORKER_HEARTBEAT_MS (at most 5 s: /health counts a worker gone
-// after 15 s of silence), DEVSTREAM_JOB_BACKOFF_MS (base of the exponential
-// backoff); the defaults suit production.
-Status WorkerTimingFromEnv(engine::WorkerOptions* w, engine::Backoff* b) {
-  DS_ASSIGN_OR_RETURN(w->lease_ms, EnvMillis("DEVSTREAM_JOB_LEASE_MS", 60'000, 1'000, 86'400'000));
-  DS_ASSIGN_OR_RETURN(w->poll_ms, EnvMillis("DEVSTREAM_WORKER_POLL_MS", 250, 10, 60'000));
-  DS_ASSIGN_OR_RETURN(w->heartbeat_ms,
-                      EnvMillis("DEVSTREAM_WORKER_HEARTBEAT_MS", 5'000, 100, 5'000));
-  DS_ASSIGN_OR_RETURN(b->base_ms, EnvMillis("DEVSTREAM_JOB_BACKOFF_MS", 1'000, 0, 3'600'000));
-  if (w->heartbeat_ms * 2 > w->lease_ms) {
-    return Status::InvalidArgument(
-        "DEVSTREAM_WORKER_HEARTBEAT_MS must be at most half of DEVSTREAM_JOB_LEASE_MS, or a "
-        "running job's lease can expire between heartbeats");
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
-Result<std::string> ResolveServiceMode(const std::string& flag) {
-  std::string mode = flag;
-  if (mode.empty()) {
-    const char* env = std::getenv("DEVSTREAM_SERVICE_MODE");
-    mode = env && *env ? env : "all";
-  }
-  if (mode != "api" && mode != "task_engine" && mode != "all") {
-    return Status::InvalidArgument("service mode \"" + mode +
-                                   "\" is not one of api, task_engine, all "
-                                   "(--mode or DEVSTREAM_SERVICE_MODE)");
-  }
-  return mode;
-}
-
-int RunServe(const ServeOptions& opts) {
+int RunServe(const Settings& settings) {
   // Block the shutdown signals before any thread starts so that only the
   // sigwait below receives them.
   sigset_t signals;
@@ -88,25 +45,32 @@ int RunServe(const ServeOptions& opts) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto mode = ResolveServiceMode(opts.mode);
-  if (!mode.ok()) return Error(mode.status());
-  bool http = *mode != "task_engine";
-  bool work = *mode != "api";
+  const std::string& mode = settings.service_mode;
+  bool http = mode != "task_engine";
+  bool work = mode != "api";
+  spdlog::set_level(spdlog::level::from_str(settings.log_level));
 
-  engine::WorkerOptions worker_options;
-  worker_options.mode = *mode;
-  engine::Backoff backoff;
-  if (Status st = WorkerTimingFromEnv(&worker_options, &backoff); !st.ok()) return Error(st);
-  const char* schedule_env = std::getenv("DEVSTREAM_SCHEDULE");
-  auto schedules = engine::DefaultSchedules(schedule_env ? schedule_env : "");
-  if (!schedules.ok()) return Error(schedules.status());
+  // Production never migrates on start, and refuses unsafe settings.
+  {
+    auto raw = OpenDatabase(settings.database_path, 1);
+    if (!raw.ok()) return Error(raw.status());
+    auto pending = Migrator(**raw).Pending();
+    if (!pending.ok()) return Error(pending.status());
+    auto refusals = ProductionRefusals(settings, *pending);
+    if (!refusals.empty()) {
+      for (const auto& r : refusals) std::cerr << "devstream: refusing to start: " << r << "\n";
+      return 1;
+    }
+  }
+  for (const auto& name : settings.config.UnknownEnvironment(ClientEnvironmentVariables())) {
+    std::cerr << "devstream: warning: " << name
+              << " is set but no setting reads it (see devstream config show)\n";
+  }
 
-  auto opened = OpenServices(opts.db_path, opts.reader_pool);
+  auto opened = OpenServices(settings);
   if (!opened.ok()) return Error(opened.status());
   Services& sv = **opened;
-  auto settings = engine::EngineSettingsFromEnv(sv.db->path());
-  if (!settings.ok()) return Error(settings.status());
-  engine::JobQueue queue(*sv.db, backoff);
+  engine::JobQueue& queue = *sv.jobs;
 
   if (http) {
     if (Status loaded = sv.memory->LoadIndex(); !loaded.ok()) {
@@ -114,8 +78,10 @@ int RunServe(const ServeOptions& opts) {
       return 1;
     }
   }
-  std::cerr << "devstream: mode " << *mode << ", memory model " << sv.embedder->model() << " ("
-            << sv.embedder->dim() << " dims)\n";
+  std::cerr << "devstream: mode " << mode << " (" << settings.environment
+            << (settings.config_file.empty() ? "" : ", " + settings.config_file)
+            << "), memory model " << sv.embedder->model() << " (" << sv.embedder->dim()
+            << " dims)\n";
   // Memories without a vector for this model (a model change, or writes
   // while the embedder was down) are embedded by the worker; until a
   // partition is covered, search answers from the previous model.
@@ -155,9 +121,10 @@ int RunServe(const ServeOptions& opts) {
     });
   }
 
-  engine::EngineServices engine_services{*sv.db, queue, *sv.workflow, *sv.sessions, *settings};
-  engine::Worker worker(*sv.db, queue, worker_options);
-  engine::Scheduler scheduler(*sv.db, *schedules);
+  engine::EngineServices engine_services{*sv.db, queue, *sv.workflow, *sv.sessions,
+                                         settings.engine};
+  engine::Worker worker(*sv.db, queue, settings.worker);
+  engine::Scheduler scheduler(*sv.db, settings.schedules);
   engine::RegisterJobHandlers(worker, engine_services);
   worker.AttachScheduler(&scheduler);
 
@@ -175,13 +142,17 @@ int RunServe(const ServeOptions& opts) {
   mcp_info.version = DEVSTREAM_VERSION;
   mcp_info.instructions = McpInstructions();
   mcp::McpServer mcp_server(tools, mcp_info);
-  mcp::HttpTransport mcp_http(mcp_server, {mcp::AllowedOriginsFromEnv()});
+  mcp::HttpTransport mcp_http(mcp_server, {settings.mcp_allowed_origins});
   mcp_http.Register(router);
   api::ServerOptions sopts;
-  sopts.host = opts.host;
-  sopts.port = opts.port;
-  sopts.threads = opts.threads;
-  sopts.body_limit = opts.body_limit;
+  sopts.host = settings.host;
+  sopts.port = settings.port;
+  sopts.threads = settings.threads;
+  sopts.body_limit = settings.body_limit;
+  sopts.header_limit = settings.header_limit;
+  sopts.request_timeout_s = settings.request_timeout_s;
+  sopts.idle_timeout_s = settings.idle_timeout_s;
+  sopts.max_connections = settings.max_connections;
   api::HttpServer server(sopts, router);
 
   auto stop_threads = [&] {
@@ -200,9 +171,10 @@ int RunServe(const ServeOptions& opts) {
       stop_threads();
       return Error(st);
     }
-    std::string host = opts.host.find(':') != std::string::npos ? "[" + opts.host + "]" : opts.host;
+    std::string host =
+        settings.host.find(':') != std::string::npos ? "[" + settings.host + "]" : settings.host;
     std::cout << "DevStream listening on http://" << host << ":" << server.port() << " (database "
-              << sv.db->path() << ", mode " << *mode << ")" << std::endl;
+              << sv.db->path() << ", mode " << mode << ")" << std::endl;
   } else {
     std::cout << "DevStream worker " << worker.id() << " running (database " << sv.db->path() << ")"
               << std::endl;

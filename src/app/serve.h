@@ -10,27 +10,11 @@
 // checkpointed.
 #pragma once
 
-#include <cstdint>
-#include <string>
-
-#include "core/status.h"
+#include "app/settings.h"
 
 namespace ds::app {
 
-struct ServeOptions {
-  std::string host = "127.0.0.1";
-  uint16_t port = 8000;
-  std::string db_path;
-  std::string mode;  // api | task_engine | all; empty: $DEVSTREAM_SERVICE_MODE, else all
-  int threads = 4;
-  int reader_pool = 10;
-  size_t body_limit = 1 << 20;
-};
-
-// The effective mode (flag, else environment, else "all"), validated.
-Result<std::string> ResolveServiceMode(const std::string& flag);
-
-// Returns the process exit code.
-int RunServe(const ServeOptions& opts);
+// Returns the process exit code. `settings.service_mode` picks the mode.
+int RunServe(const Settings& settings);
 
 }  // namespace ds::app

@@ -8,14 +8,22 @@
 namespace ds::app {
 
 Result<std::unique_ptr<Services>> OpenServices(const std::string& db_path, int reader_pool) {
+  SettingsOptions o;
+  if (!db_path.empty()) o.flags["database.path"] = db_path;
+  DS_ASSIGN_OR_RETURN(Settings settings, LoadSettings(o));
+  return OpenServices(settings, reader_pool);
+}
+
+Result<std::unique_ptr<Services>> OpenServices(const Settings& settings,
+                                               std::optional<int> reader_pool) {
   auto s = std::make_unique<Services>();
-  DS_ASSIGN_OR_RETURN(auto embedder_config, memory::EmbedderConfigFromEnv());
-  DS_ASSIGN_OR_RETURN(auto index_options, memory::VectorIndexOptionsFromEnv());
-  DS_ASSIGN_OR_RETURN(s->db, OpenMigratedDatabase(db_path, reader_pool));
-  DS_ASSIGN_OR_RETURN(s->embedder, memory::MakeEmbedder(embedder_config));
+  s->settings = settings;
+  DS_ASSIGN_OR_RETURN(s->db, OpenMigratedDatabase(settings.database_path,
+                                                  reader_pool.value_or(settings.reader_pool)));
+  DS_ASSIGN_OR_RETURN(s->embedder, memory::MakeEmbedder(settings.embedder));
   s->tasks = std::make_unique<tasks::TaskService>(*s->db);
-  s->memory = std::make_unique<memory::MemoryService>(*s->db, *s->embedder, index_options);
-  s->jobs = std::make_unique<engine::JobQueue>(*s->db);
+  s->memory = std::make_unique<memory::MemoryService>(*s->db, *s->embedder, settings.index);
+  s->jobs = std::make_unique<engine::JobQueue>(*s->db, settings.backoff);
   s->workflow = std::make_unique<engine::TaskWorkflow>(*s->tasks, *s->memory);
   s->sessions = std::make_unique<engine::SessionService>(*s->db, *s->memory);
   engine::JobQueue* jobs = s->jobs.get();

@@ -8,8 +8,10 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "app/settings.h"
 #include "core/status.h"
 #include "engine/job_queue.h"
 #include "engine/session_service.h"
@@ -22,6 +24,7 @@
 namespace ds::app {
 
 struct Services {
+  Settings settings;
   std::unique_ptr<Database> db;
   std::unique_ptr<memory::Embedder> embedder;
   std::unique_ptr<tasks::TaskService> tasks;
@@ -31,7 +34,12 @@ struct Services {
   std::unique_ptr<engine::SessionService> sessions;
 };
 
-// Usage errors (bad environment values) are InvalidArgument.
+// Usage errors (bad settings) are InvalidArgument. `reader_pool` overrides
+// database.reader_pool (commands need fewer readers than a server).
+Result<std::unique_ptr<Services>> OpenServices(const Settings& settings,
+                                               std::optional<int> reader_pool = std::nullopt);
+// Settings from the defaults and the environment, with the database at
+// `db_path` when it is not empty (tools, tests, one-shot commands).
 Result<std::unique_ptr<Services>> OpenServices(const std::string& db_path, int reader_pool = 4);
 
 }  // namespace ds::app

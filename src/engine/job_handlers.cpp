@@ -1,8 +1,6 @@
 #include "engine/job_handlers.h"
 
 #include <algorithm>
-#include <charconv>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -37,40 +35,7 @@ void PruneBackups(const std::string& dir, int keep) {
   for (size_t i = 0; i + keep < copies.size(); ++i) fs::remove(copies[i], ec);
 }
 
-Result<int64_t> EnvInt(const char* name, int64_t def, int64_t lo, int64_t hi) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return def;
-  int64_t out = 0;
-  std::string_view s(v);
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  if (ec != std::errc() || p != s.data() + s.size() || out < lo || out > hi) {
-    return Status::InvalidArgument(std::string(name) + "=" + v + " is not an integer in " +
-                                   std::to_string(lo) + ".." + std::to_string(hi));
-  }
-  return out;
-}
-
 }  // namespace
-
-Result<EngineSettings> EngineSettingsFromEnv(const std::string& db_path) {
-  EngineSettings s;
-  const char* dir = std::getenv("DEVSTREAM_BACKUP_DIR");
-  s.backup_dir = dir && *dir ? dir : db_path + ".backups";
-  DS_ASSIGN_OR_RETURN(int64_t keep, EnvInt("DEVSTREAM_BACKUP_KEEP", 7, 1, 1000));
-  s.backup_keep = static_cast<int>(keep);
-  DS_ASSIGN_OR_RETURN(int64_t days, EnvInt("DEVSTREAM_RETENTION_DAYS", 180, 1, 36500));
-  s.retention.max_age_days = static_cast<int>(days);
-  if (const char* r = std::getenv("DEVSTREAM_RETENTION_MAX_RELEVANCE"); r && *r) {
-    char* end = nullptr;
-    double v = std::strtod(r, &end);
-    if (*end != '\0' || !(v >= 0 && v <= 1)) {
-      return Status::InvalidArgument(std::string("DEVSTREAM_RETENTION_MAX_RELEVANCE=") + r +
-                                     " is not a number in 0..1");
-    }
-    s.retention.max_relevance = v;
-  }
-  return s;
-}
 
 const std::vector<std::string>& StandardJobKinds() {
   static const std::vector<std::string> kinds = {"backup",         "embed_memory", "lease_reaper",

@@ -54,8 +54,4 @@ const std::vector<std::string>& StandardJobKinds();
 // {session_id}, the other kinds {}.
 Status ValidateJobPayload(const std::string& kind, const json::object& payload);
 
-// Settings from DEVSTREAM_BACKUP_DIR, DEVSTREAM_BACKUP_KEEP,
-// DEVSTREAM_RETENTION_DAYS and DEVSTREAM_RETENTION_MAX_RELEVANCE.
-Result<EngineSettings> EngineSettingsFromEnv(const std::string& db_path);
-
 }  // namespace ds::engine

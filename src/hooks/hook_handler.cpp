@@ -86,6 +86,19 @@ std::string BaseName(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+// "cpp" for src/x.cpp: the file's extension when it is a plain short name.
+std::string CodeFormat(const std::string& path) {
+  std::string base = BaseName(path);
+  size_t dot = base.rfind('.');
+  if (dot == std::string::npos || dot == 0 || base.size() - dot - 1 > 16) return "text";
+  std::string ext = base.substr(dot + 1);
+  for (char& ch : ext) {
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (!std::isalnum(static_cast<unsigned char>(ch))) return "text";
+  }
+  return ext.empty() ? "text" : ext;
+}
+
 // The tool's exit code when the tool reports one (Bash results).
 std::optional<int64_t> ExitCode(const json::object& response) {
   for (const char* key : {"exit_code", "exitCode", "returnCode", "return_code"}) {
@@ -174,6 +187,14 @@ Result<HookRequest> PrepareHookRequest(std::string_view event, std::string_view 
   if (r.event == "PostToolUse" || r.event == "PreToolUse") {
     const std::string tool = Str(r.input, "tool_name");
     std::string path = ToolFilePath(r.input);
+    if (IsFileWriteTool(tool)) {
+      // The file's content travels in `files`; the tool's copies of it (new
+      // content, edit strings, patches) would only double the request.
+      json::object slim_input;
+      if (!path.empty()) slim_input["file_path"] = path;
+      r.input["tool_input"] = std::move(slim_input);
+      r.input["tool_response"] = json::object{};
+    }
     if (IsFileWriteTool(tool) && !path.empty()) {
       fs::path abs = fs::path(path).is_absolute() ? fs::path(path) : fs::path(cwd) / path;
       abs = abs.lexically_normal();
@@ -439,6 +460,7 @@ Status HookHandler::StoreFile(const HookRequest& r, const HookFile& f) {
     if (session) in.session_id = session->id;
     in.content = chunks[i];
     in.content_type = "code";
+    in.content_format = CodeFormat(f.path);
     in.source = "hook";
     // Chunk k of a large file is its own snapshot line, so a newer snapshot
     // supersedes chunk by chunk.

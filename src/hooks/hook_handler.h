@@ -72,7 +72,9 @@ struct HookSettings {
   int session_budget_tokens = 2000;
   int file_budget_tokens = 800;
   size_t chunk_bytes = 12 * 1024;
-  size_t max_chunks = 64;  // larger files are not stored
+  // Larger files (480 KB) are not stored: generated or vendored, and the
+  // relayed request must stay within the server's 1 MiB body limit.
+  size_t max_chunks = 40;
 };
 
 struct HookServices {

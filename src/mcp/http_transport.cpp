@@ -37,8 +37,9 @@ std::string SseEvent(const json::value& v) {
   return "event: message\ndata: " + ToJsonString(v) + "\n\n";
 }
 
-// notifications/progress for each request carrying a token: the call has
-// started (progress 0) — and, once the answer exists, is done (1 of 1).
+// notifications/progress for each request carrying a token: the call is
+// done (1 of 1). Calls run to completion before the answer is written, so
+// the stream holds that notification and then the result.
 void AppendProgress(const json::value& message, double progress, std::string* body) {
   auto one = [&](const json::value& m) {
     if (!m.is_object() || !m.as_object().contains("id")) return;
@@ -77,24 +78,6 @@ bool IsLoopbackOrigin(const std::string& origin) {
 }
 
 }  // namespace
-
-std::vector<std::string> AllowedOriginsFromEnv() {
-  std::vector<std::string> out;
-  const char* env = std::getenv("DEVSTREAM_MCP_ALLOWED_ORIGINS");
-  if (!env) return out;
-  std::string s(env);
-  size_t pos = 0;
-  while (pos <= s.size()) {
-    size_t end = s.find(',', pos);
-    if (end == std::string::npos) end = s.size();
-    std::string item = s.substr(pos, end - pos);
-    item.erase(0, item.find_first_not_of(' '));
-    item.erase(item.find_last_not_of(' ') + 1);
-    if (!item.empty()) out.push_back(item);
-    pos = end + 1;
-  }
-  return out;
-}
 
 HttpTransport::HttpTransport(const McpServer& server, HttpTransportOptions options)
     : server_(server), options_(std::move(options)) {}

@@ -59,7 +59,4 @@ class HttpTransport {
   std::map<std::string, std::shared_ptr<Session>> sessions_;
 };
 
-// Origins from DEVSTREAM_MCP_ALLOWED_ORIGINS (comma-separated).
-std::vector<std::string> AllowedOriginsFromEnv();
-
 }  // namespace ds::mcp

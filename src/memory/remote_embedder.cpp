@@ -254,16 +254,11 @@ Result<std::vector<Vector>> RemoteEmbedder::Embed(const std::vector<std::string>
 
 // ---- configuration ----
 
-Result<EmbedderConfig> EmbedderConfigFromEnv() {
+Result<EmbedderConfig> ResolveEmbedderConfig(const EmbedderSettings& in) {
   EmbedderConfig c;
-  auto env = [](const char* name) -> std::optional<std::string> {
-    const char* v = std::getenv(name);
-    if (!v || !*v) return std::nullopt;
-    return std::string(v);
-  };
-  if (auto p = env("DEVSTREAM_EMBEDDING_PROVIDER")) c.provider = *p;
+  c.provider = in.provider;
   if (c.provider != "hash" && c.provider != "ollama" && c.provider != "openai") {
-    return Status::InvalidArgument("DEVSTREAM_EMBEDDING_PROVIDER=" + c.provider +
+    return Status::InvalidArgument("memory.embedding.provider = " + c.provider +
                                    ": must be hash, ollama or openai");
   }
   c.remote.provider = c.provider;
@@ -272,25 +267,49 @@ Result<EmbedderConfig> EmbedderConfigFromEnv() {
     c.remote.model = "text-embedding-3-small";
     c.remote.dim = 1536;
     c.remote.noise_floor = 0.2;
-    if (auto k = env("OPENAI_API_KEY")) c.remote.api_key = *k;
+    if (in.openai_api_key) c.remote.api_key = *in.openai_api_key;
   } else if (c.provider == "ollama") {
-    if (auto h = env("OLLAMA_HOST")) {
-      c.remote.base_url = h->find("://") == std::string::npos ? "http://" + *h : *h;
+    if (in.ollama_host) {
+      const std::string& h = *in.ollama_host;
+      c.remote.base_url = h.find("://") == std::string::npos ? "http://" + h : h;
     }
     c.remote.noise_floor = 0.2;
   }
-  if (auto u = env("DEVSTREAM_EMBEDDING_URL")) c.remote.base_url = *u;
-  if (auto m = env("DEVSTREAM_EMBEDDING_MODEL")) c.remote.model = *m;
-  if (auto k = env("DEVSTREAM_EMBEDDING_API_KEY")) c.remote.api_key = *k;
+  if (in.url) c.remote.base_url = *in.url;
+  if (in.model) c.remote.model = *in.model;
+  if (in.api_key) c.remote.api_key = *in.api_key;
+  if (in.dim) {
+    if (*in.dim < 8 || *in.dim > 8192) {
+      return Status::InvalidArgument("memory.embedding.dim = " + std::to_string(*in.dim) +
+                                     ": must be 8..8192");
+    }
+    c.remote.dim = *in.dim;
+  }
+  return c;
+}
+
+Result<EmbedderConfig> EmbedderConfigFromEnv() {
+  auto env = [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);
+    if (!v || !*v) return std::nullopt;
+    return std::string(v);
+  };
+  EmbedderSettings s;
+  if (auto p = env("DEVSTREAM_EMBEDDING_PROVIDER")) s.provider = *p;
+  s.url = env("DEVSTREAM_EMBEDDING_URL");
+  s.model = env("DEVSTREAM_EMBEDDING_MODEL");
+  s.api_key = env("DEVSTREAM_EMBEDDING_API_KEY");
+  s.ollama_host = env("OLLAMA_HOST");
+  s.openai_api_key = env("OPENAI_API_KEY");
   if (auto d = env("DEVSTREAM_EMBEDDING_DIM")) {
     char* end = nullptr;
     long dim = std::strtol(d->c_str(), &end, 10);
     if (*end != '\0' || dim < 8 || dim > 8192) {
       return Status::InvalidArgument("DEVSTREAM_EMBEDDING_DIM=" + *d + ": must be 8..8192");
     }
-    c.remote.dim = static_cast<int>(dim);
+    s.dim = static_cast<int>(dim);
   }
-  return c;
+  return ResolveEmbedderConfig(s);
 }
 
 Result<std::unique_ptr<Embedder>> MakeEmbedder(const EmbedderConfig& config) {

@@ -84,10 +84,19 @@ struct EmbedderConfig {
   RemoteEmbedderOptions remote;
 };
 
-// Reads DEVSTREAM_EMBEDDING_PROVIDER, DEVSTREAM_EMBEDDING_MODEL,
-// DEVSTREAM_EMBEDDING_URL (or OLLAMA_HOST for ollama), DEVSTREAM_EMBEDDING_DIM,
-// DEVSTREAM_EMBEDDING_API_KEY (or OPENAI_API_KEY) over the defaults; an
-// InvalidArgument names a bad value.
+// What configuration may set; everything unset takes the provider's
+// default (ollama: http://127.0.0.1:11434, or OLLAMA_HOST; embeddinggemma:300m,
+// 768 dims. openai: https://api.openai.com, text-embedding-3-small, 1536
+// dims, OPENAI_API_KEY).
+struct EmbedderSettings {
+  std::string provider = "hash";
+  std::optional<std::string> url, model, api_key, ollama_host, openai_api_key;
+  std::optional<int> dim;
+};
+Result<EmbedderConfig> ResolveEmbedderConfig(const EmbedderSettings& settings);
+// The same from DEVSTREAM_EMBEDDING_PROVIDER, DEVSTREAM_EMBEDDING_MODEL,
+// DEVSTREAM_EMBEDDING_URL, OLLAMA_HOST, DEVSTREAM_EMBEDDING_DIM,
+// DEVSTREAM_EMBEDDING_API_KEY, OPENAI_API_KEY (benchmarks and tools).
 Result<EmbedderConfig> EmbedderConfigFromEnv();
 Result<std::unique_ptr<Embedder>> MakeEmbedder(const EmbedderConfig& config);
 // An embedder for a recorded model (the previous model after a switch); the
