@@ -30,6 +30,7 @@ struct Request {
   std::string request_id;  // client's X-Request-Id if sane, else generated
   std::string remote_addr;
   std::map<std::string, std::string> params;  // path parameters filled by the Router
+  std::string route;  // the matched pattern ("/api/v1/tasks/{id}"), "" when none matched
 
   // First header with this (lower-case) name; nullptr if absent.
   const std::string* Header(std::string_view lower_name) const;

@@ -117,6 +117,7 @@ Response Router::Dispatch(Request& req) const {
   }
 
   req.params.clear();
+  req.route = route->pattern;
   for (size_t i = 0; i < parts.size(); ++i) {
     if (route->segments[i].param) req.params[route->segments[i].text] = std::string(parts[i]);
   }

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "app/services.h"
 #include "app/store_open.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "engine/job_handlers.h"
 #include "engine/scheduler.h"
 #include "engine/worker.h"
@@ -48,7 +50,7 @@ int RunServe(const Settings& settings) {
   const std::string& mode = settings.service_mode;
   bool http = mode != "task_engine";
   bool work = mode != "api";
-  spdlog::set_level(spdlog::level::from_str(settings.log_level));
+  if (Status st = ConfigureLogging(settings.log); !st.ok()) return Error(st);
 
   // Production never migrates on start, and refuses unsafe settings.
   {
@@ -58,13 +60,12 @@ int RunServe(const Settings& settings) {
     if (!pending.ok()) return Error(pending.status());
     auto refusals = ProductionRefusals(settings, *pending);
     if (!refusals.empty()) {
-      for (const auto& r : refusals) std::cerr << "devstream: refusing to start: " << r << "\n";
+      for (const auto& r : refusals) LogError("refusing to start: " + r);
       return 1;
     }
   }
   for (const auto& name : settings.config.UnknownEnvironment(ClientEnvironmentVariables())) {
-    std::cerr << "devstream: warning: " << name
-              << " is set but no setting reads it (see devstream config show)\n";
+    LogWarn(name + " is set but no setting reads it (see devstream config show)");
   }
 
   auto opened = OpenServices(settings);
@@ -74,14 +75,17 @@ int RunServe(const Settings& settings) {
 
   if (http) {
     if (Status loaded = sv.memory->LoadIndex(); !loaded.ok()) {
-      std::cerr << "devstream: error: loading the vector index: " << loaded.message() << "\n";
+      LogError("loading the vector index failed", {{"error", loaded.message()}});
       return 1;
     }
   }
-  std::cerr << "devstream: mode " << mode << " (" << settings.environment
-            << (settings.config_file.empty() ? "" : ", " + settings.config_file)
-            << "), memory model " << sv.embedder->model() << " (" << sv.embedder->dim()
-            << " dims)\n";
+  LogInfo("starting", {{"mode", mode},
+                       {"environment", settings.environment},
+                       {"config_file", settings.config_file},
+                       {"database", sv.db->path()},
+                       {"memory_model", sv.embedder->model()},
+                       {"dim", sv.embedder->dim()},
+                       {"version", DEVSTREAM_VERSION}});
   // Memories without a vector for this model (a model change, or writes
   // while the embedder was down) are embedded by the worker; until a
   // partition is covered, search answers from the previous model.
@@ -89,10 +93,10 @@ int RunServe(const Settings& settings) {
     engine::EnqueueOptions o;
     o.dedup_key = "reembed_all";
     if (auto r = queue.Enqueue("reembed_all", json::object{}, o); !r.ok()) {
-      std::cerr << "devstream: warning: queueing reembed_all: " << r.status().message() << "\n";
+      LogWarn("queueing reembed_all failed", {{"error", r.status().message()}});
     } else if (http) {
-      std::cerr << "devstream: " << sv.memory->MissingVectors() << " memories lack "
-                << sv.embedder->model() << " vectors; queued reembed_all\n";
+      LogInfo("memories lack vectors of the current model; queued reembed_all",
+              {{"missing", sv.memory->MissingVectors()}, {"model", sv.embedder->model()}});
     }
   }
 
@@ -107,15 +111,14 @@ int RunServe(const Settings& settings) {
         if (std::chrono::steady_clock::now() - last_prune > std::chrono::minutes(10)) {
           last_prune = std::chrono::steady_clock::now();
           if (auto pruned = sv.memory->PruneChangeLog(); !pruned.ok()) {
-            std::cerr << "devstream: warning: change-log prune: " << pruned.status().message()
-                      << "\n";
+            LogWarn("change-log prune failed", {{"error", pruned.status().message()}});
           }
         }
         for (int i = 0; i < 5 && !stopping; ++i) {
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
         if (Status st = sv.memory->SyncIndex(); !st.ok() && !stopping) {
-          std::cerr << "devstream: warning: index sync: " << st.message() << "\n";
+          LogWarn("index sync failed", {{"error", st.message()}});
         }
       }
     });
@@ -153,6 +156,17 @@ int RunServe(const Settings& settings) {
   sopts.request_timeout_s = settings.request_timeout_s;
   sopts.idle_timeout_s = settings.idle_timeout_s;
   sopts.max_connections = settings.max_connections;
+  if (settings.access_log) {
+    sopts.on_complete = [](const api::Request& req, const api::Response& res, double ms) {
+      LogInfo("request", {{"request_id", req.request_id},
+                          {"method", req.method},
+                          {"route", req.route.empty() ? req.path : req.route},
+                          {"status", res.status},
+                          {"bytes", res.body.size()},
+                          {"duration_ms", JsonNumber(std::round(ms * 1000) / 1000)},
+                          {"remote", req.remote_addr}});
+    };
+  }
   api::HttpServer server(sopts, router);
 
   auto stop_threads = [&] {
@@ -182,13 +196,13 @@ int RunServe(const Settings& settings) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  std::cerr << "devstream: received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ", draining\n";
+  LogInfo(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ", draining");
   if (http) server.Stop();
   worker.Stop();
   stop_threads();
   if (http) {
     if (Status saved = sv.memory->SaveSidecars(); !saved.ok()) {
-      std::cerr << "devstream: warning: " << saved.message() << "\n";
+      LogWarn("saving the index sidecars failed", {{"error", saved.message()}});
     }
   }
   sv.db->WithWriter([](Connection& c) { return c.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); }).ok();

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "app/store_open.h"
+#include "core/log.h"
 #include "memory/remote_embedder.h"
 
 namespace ds::app {
@@ -32,8 +33,7 @@ Result<std::unique_ptr<Services>> OpenServices(const Settings& settings,
     opts.dedup_key = "embed_memory";
     opts.delay_ms = 5'000;  // give a restarting embedder a moment
     if (auto r = jobs->Enqueue("embed_memory", json::object{}, opts); !r.ok()) {
-      std::cerr << "devstream: warning: could not queue embed_memory: " << r.status().message()
-                << "\n";
+      LogWarn("could not queue embed_memory", {{"error", r.status().message()}});
     }
   });
   return s;

@@ -101,6 +101,16 @@ const std::vector<ConfigKeySpec>& SettingsSchema() {
       OneOf(Key("logging.level", T::kEnum, "info", "Least severe log level written",
                 {"DEVSTREAM_LOG_LEVEL"}),
             {"trace", "debug", "info", "warn", "error", "off"}),
+      OneOf(Key("logging.format", T::kEnum, "json", "json (one object per line) or text",
+                {"DEVSTREAM_LOG_FORMAT"}),
+            {"json", "text"}),
+      Key("logging.file", T::kString, "", "Also write the log to this file (rotated)",
+          {"DEVSTREAM_LOG_FILE"}),
+      Range(Key("logging.max_size_mb", T::kInt, "10", "Rotate the log file at this size"), 1,
+            10240),
+      Range(Key("logging.max_files", T::kInt, "5", "Rotated log files kept"), 1, 100),
+      Key("logging.stderr", T::kBool, "true", "Write the log to stderr"),
+      Key("logging.access_log", T::kBool, "true", "One line per HTTP request"),
       Secret(Key("security.secret_key", T::kString, "",
                  "Secret for signatures; production requires at least 32 bytes",
                  {"DEVSTREAM_SECRET_KEY"})),
@@ -234,7 +244,13 @@ Result<Settings> LoadSettings(const SettingsOptions& o) {
   s.idle_timeout_s = static_cast<int>(c.Int("server.idle_timeout_s"));
   s.max_connections = static_cast<int>(c.Int("server.max_connections"));
   s.service_mode = c.String("service.mode");
-  s.log_level = c.String("logging.level");
+  s.log.level = c.String("logging.level");
+  s.log.format = c.String("logging.format");
+  s.log.file = c.String("logging.file");
+  s.log.max_size_bytes = static_cast<size_t>(c.Int("logging.max_size_mb")) << 20;
+  s.log.max_files = static_cast<size_t>(c.Int("logging.max_files"));
+  s.log.to_stderr = c.Bool("logging.stderr");
+  s.access_log = c.Bool("logging.access_log");
   s.secret_key = c.String("security.secret_key");
 
   memory::EmbedderSettings es;

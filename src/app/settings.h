@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/log.h"
 #include "core/status.h"
 #include "engine/job_handlers.h"
 #include "engine/scheduler.h"
@@ -54,7 +55,8 @@ struct Settings {
   int idle_timeout_s = 30;
   int max_connections = 1000;
   std::string service_mode;
-  std::string log_level;
+  LogOptions log;
+  bool access_log = true;
   std::string secret_key;
 
   memory::EmbedderConfig embedder;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "core/log.h"
 #include "store/backup.h"
 
 namespace ds::engine {
@@ -91,8 +92,8 @@ void RegisterJobHandlers(Worker& worker, EngineServices& sv) {
     }
     auto info = OnlineBackup(sv.db.path(), dest);
     if (!info.ok()) return info.status();
-    std::cerr << "devstream: backup written to " << info->path << " (" << info->bytes
-              << " bytes)\n";
+    LogInfo("backup written to " + info->path,
+            {{"job_id", ctx.job.id}, {"path", info->path}, {"bytes", info->bytes}});
     if (scheduled) PruneBackups(sv.settings.backup_dir, sv.settings.backup_keep);
     return Status::Ok();
   });
@@ -106,7 +107,7 @@ void RegisterJobHandlers(Worker& worker, EngineServices& sv) {
     auto r = memory.ApplyRetention(sv.settings.retention, optimize);
     if (!r.ok()) return r.status();
     if (r->archived > 0) {
-      std::cerr << "devstream: retention archived " << r->archived << " stale memories\n";
+      LogInfo("retention archived stale memories", {{"archived", r->archived}});
     }
     return Status::Ok();
   });

@@ -4,6 +4,7 @@
 
 #include "core/clock.h"
 #include "core/encoding.h"
+#include "core/log.h"
 #include "store/database.h"
 
 namespace ds::engine {
@@ -42,8 +43,8 @@ Result<tasks::Task> TaskWorkflow::Transition(const std::string& id,
   if (t.status == "completed") {
     auto stored = RecordCompletion(t, input.note);
     if (!stored.ok()) {
-      std::cerr << "devstream: warning: completion memory of " << id
-                << " deferred to the rollup job: " << stored.status().message() << "\n";
+      LogWarn("completion memory deferred to the rollup job",
+              {{"task_id", id}, {"error", stored.status().message()}});
     }
   }
   return t;

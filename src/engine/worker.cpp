@@ -4,10 +4,10 @@
 
 #include <chrono>
 #include <exception>
-#include <iostream>
 
 #include "core/clock.h"
 #include "core/id.h"
+#include "core/log.h"
 
 namespace ds::engine {
 namespace {
@@ -59,7 +59,7 @@ void Worker::DeregisterRow() {
     s.Bind(1, id_);
     return s.Run();
   });
-  if (!st.ok()) std::cerr << "devstream: warning: worker deregister: " << st.message() << "\n";
+  if (!st.ok()) LogWarn("worker deregister failed", {{"worker_id", id_}, {"error", st.message()}});
 }
 
 Status Worker::Start() {
@@ -92,7 +92,8 @@ void Worker::SetCurrent(const std::optional<std::string>& job_id, bool finished)
     s.Bind(1, id_).Bind(2, job_id).Bind(3, NowTimestamp()).Bind(4, finished ? 1 : 0);
     return s.Run();
   });
-  if (!st.ok()) std::cerr << "devstream: warning: worker state: " << st.message() << "\n";
+  if (!st.ok())
+    LogWarn("worker state update failed", {{"worker_id", id_}, {"error", st.message()}});
 }
 
 Result<bool> Worker::RunOne() {
@@ -124,18 +125,21 @@ Result<bool> Worker::RunOne() {
   if (st.ok()) {
     Status done = queue_.Complete(job.id, id_);
     if (!done.ok()) {
-      std::cerr << "devstream: warning: job " << job.id << " finished but " << done.message()
-                << "\n";
+      LogWarn("job finished but its completion was not recorded",
+              {{"job_id", job.id}, {"kind", job.kind}, {"error", done.message()}});
     }
   } else if (given_back) {
     if (Status r = queue_.Release(job.id, id_); !r.ok()) {
-      std::cerr << "devstream: warning: releasing job " << job.id << ": " << r.message() << "\n";
+      LogWarn("releasing a job failed", {{"job_id", job.id}, {"error", r.message()}});
     }
   } else {
     auto failed = queue_.Fail(job.id, id_, st.message(), IsPermanent(st));
     if (failed.ok()) {
-      std::cerr << "devstream: job " << job.id << " (" << job.kind << ") attempt " << job.attempts
-                << " failed: " << st.message() << " -> " << failed->state << "\n";
+      LogWarn("job attempt failed", {{"job_id", job.id},
+                                     {"kind", job.kind},
+                                     {"attempt", job.attempts},
+                                     {"error", st.message()},
+                                     {"state", failed->state}});
     }
   }
   SetCurrent(std::nullopt, true);
@@ -148,12 +152,12 @@ void Worker::Loop() {
     if (scheduler_ && std::chrono::steady_clock::now() - last_tick > std::chrono::seconds(1)) {
       last_tick = std::chrono::steady_clock::now();
       if (auto t = scheduler_->Tick(); !t.ok()) {
-        std::cerr << "devstream: warning: scheduler: " << t.status().message() << "\n";
+        LogWarn("scheduler tick failed", {{"error", t.status().message()}});
       }
     }
     auto ran = RunOne();
     if (!ran.ok()) {
-      std::cerr << "devstream: warning: worker: " << ran.status().message() << "\n";
+      LogWarn("worker could not claim a job", {{"error", ran.status().message()}});
     }
     if (ran.ok() && *ran) continue;
     std::unique_lock<std::mutex> lock(mu_);
@@ -189,10 +193,10 @@ void Worker::HeartbeatLoop() {
       }
       return Status::Ok();
     });
-    if (!st.ok()) std::cerr << "devstream: warning: worker heartbeat: " << st.message() << "\n";
+    if (!st.ok()) LogWarn("worker heartbeat failed", {{"worker_id", id_}, {"error", st.message()}});
     if (job) {
       if (Status e = queue_.Extend(*job, id_, options_.lease_ms); !e.ok()) {
-        std::cerr << "devstream: warning: job " << *job << ": " << e.message() << "\n";
+        LogWarn("job lease renewal failed", {{"job_id", *job}, {"error", e.message()}});
       }
     }
   }
