@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -54,11 +55,17 @@ int RunServe(const Settings& settings) {
 
   // Production never migrates on start, and refuses unsafe settings.
   {
-    auto raw = OpenDatabase(settings.database_path, 1);
-    if (!raw.ok()) return Error(raw.status());
-    auto pending = Migrator(**raw).Pending();
-    if (!pending.ok()) return Error(pending.status());
-    auto refusals = ProductionRefusals(settings, *pending);
+    std::string path =
+        settings.database_path.empty() ? DefaultDatabasePath() : settings.database_path;
+    int pending = static_cast<int>(EmbeddedMigrations().size());
+    if (std::filesystem::exists(path)) {  // a refused start creates no file
+      auto raw = OpenDatabase(path, 1);
+      if (!raw.ok()) return Error(raw.status());
+      auto counted = Migrator(**raw).Pending();
+      if (!counted.ok()) return Error(counted.status());
+      pending = *counted;
+    }
+    auto refusals = ProductionRefusals(settings, pending);
     if (!refusals.empty()) {
       for (const auto& r : refusals) LogError("refusing to start: " + r);
       return 1;

@@ -1,0 +1,157 @@
+// Operations over the real binary: settings reach the server from the
+// environment and from flags, bad settings stop it with a message naming the
+// key, production refuses unsafe starts, and the log is JSON lines with an
+// access line per request and no memory contents.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "harness.h"
+
+namespace ds::itest {
+namespace {
+
+std::vector<std::string> Lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) out.push_back(line);
+  return out;
+}
+
+class OperationsTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = TempDir(); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+};
+
+TEST_F(OperationsTest, LogIsJsonLinesWithAccessLinesAndNoMemoryContents) {
+  std::string log = dir_ + "/logs/devstream.log";
+  ServerProcess server(dir_ + "/ops.db", {}, {{"DEVSTREAM_LOG_FILE", log}});
+  ASSERT_TRUE(server.Start());
+  const std::string secret_text = "the launch code is walrus-7731";
+  auto stored = Http(server.port(), "POST", "/api/v1/memories",
+                     R"({"content":")" + secret_text + R"(","content_type":"decision"})");
+  ASSERT_EQ(stored.status, 201) << stored.body;
+  auto search = Http(server.port(), "POST", "/api/v1/search", R"({"query":"walrus launch"})");
+  ASSERT_EQ(search.status, 200);
+  ASSERT_EQ(Http(server.port(), "GET", "/api/v1/tasks/tsk_nope").status, 404);
+  ASSERT_EQ(server.Stop(), 0);
+
+  auto lines = Lines(log);
+  ASSERT_GE(lines.size(), 4u);
+  int access = 0;
+  bool saw_start = false, saw_drain = false;
+  for (const auto& line : lines) {
+    EXPECT_EQ(line.find("walrus"), std::string::npos) << "memory content in the log: " << line;
+    json::value v;
+    ASSERT_NO_THROW(v = json::parse(line)) << line;
+    ASSERT_TRUE(v.is_object()) << line;
+    const auto& o = v.as_object();
+    for (const char* key : {"timestamp", "level", "message"}) {
+      ASSERT_TRUE(o.contains(key)) << key << " missing: " << line;
+    }
+    std::string message(o.at("message").as_string());
+    saw_start |= message == "starting";
+    saw_drain |= message.find("draining") != std::string::npos;
+    if (message == "request") {
+      ++access;
+      for (const char* key : {"request_id", "method", "route", "status", "bytes", "duration_ms"}) {
+        EXPECT_TRUE(o.contains(key)) << key << " missing: " << line;
+      }
+      if (o.at("status").as_int64() == 404) {
+        EXPECT_EQ(o.at("route").as_string(), "/api/v1/tasks/{id}") << line;
+      }
+    }
+  }
+  EXPECT_EQ(access, 3);
+  EXPECT_TRUE(saw_start);
+  EXPECT_TRUE(saw_drain);
+}
+
+TEST_F(OperationsTest, SettingsFromEnvironmentAndFileReachTheServer) {
+  std::string file = dir_ + "/settings.yml";
+  std::ofstream(file) << "logging:\n  access_log: false\nserver:\n  threads: 2\n";
+  std::string log = dir_ + "/quiet.log";
+  ServerProcess server(dir_ + "/ops.db", {"--config", file},
+                       {{"DEVSTREAM_LOG_FILE", log}, {"DEVSTREAM_LOG_LEVEL", "warn"}});
+  ASSERT_TRUE(server.Start());
+  ASSERT_EQ(Http(server.port(), "GET", "/health").status, 200);
+  ASSERT_EQ(server.Stop(), 0);
+  // Level warn from the environment and no access lines from the file: the
+  // info-level start and request lines are not written.
+  for (const auto& line : Lines(log)) {
+    EXPECT_EQ(line.find("\"message\":\"request\""), std::string::npos) << line;
+    EXPECT_EQ(line.find("\"level\":\"info\""), std::string::npos) << line;
+  }
+}
+
+TEST_F(OperationsTest, BadSettingsStopTheServerNamingTheKey) {
+  auto r =
+      RunCli({"serve", "--db", dir_ + "/x.db", "--port", "0"}, {{"DEVSTREAM_LOG_LEVEL", "loud"}});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("logging.level = \"loud\" (from environment DEVSTREAM_LOG_LEVEL)"),
+            std::string::npos)
+      << r.err;
+  std::string file = dir_ + "/bad.yml";
+  std::ofstream(file) << "server:\n  prot: 80\n";
+  auto unknown = RunCli({"--config", file, "serve", "--db", dir_ + "/x.db"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("unknown key server.prot (did you mean server.port?)"),
+            std::string::npos)
+      << unknown.err;
+  auto flag = RunCli({"serve", "--db", dir_ + "/x.db", "--port", "http"});
+  EXPECT_EQ(flag.exit_code, 2) << flag.err;
+  EXPECT_NE(flag.err.find("server.port"), std::string::npos) << flag.err;
+}
+
+TEST_F(OperationsTest, ProductionRefusesUnsafeStarts) {
+  std::string file = dir_ + "/production.yml";
+  std::ofstream(file) << "environment: production\n";
+  std::string db = dir_ + "/prod.db";
+  // No secret key, and a database that was never migrated.
+  auto r = RunCli({"--config", file, "serve", "--db", db, "--port", "0"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("security.secret_key must be at least 32 bytes"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("migration(s) pending"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(db + "-wal"));
+
+  ASSERT_EQ(RunCli({"migrate", "up", "--db", db}).exit_code, 0);
+  std::string key(40, 'k');
+  auto open = RunCli({"--config", file, "serve", "--db", db, "--host", "0.0.0.0", "--port", "0"},
+                     {{"DEVSTREAM_SECRET_KEY", key}});
+  EXPECT_EQ(open.exit_code, 1);
+  EXPECT_NE(open.err.find("beyond loopback"), std::string::npos) << open.err;
+  EXPECT_EQ(open.err.find(key), std::string::npos) << "the secret was echoed";
+
+  ServerProcess ok(db, {"--config", file}, {{"DEVSTREAM_SECRET_KEY", key}});
+  ASSERT_TRUE(ok.Start());
+  EXPECT_EQ(Http(ok.port(), "GET", "/health/live").status, 200);
+  EXPECT_EQ(ok.Stop(), 0);
+}
+
+TEST_F(OperationsTest, ConfigShowRedactsSecretsAndNamesSources) {
+  auto r = RunCli(
+      {"--json", "config", "show", "--db", dir_ + "/x.db"},
+      {{"DEVSTREAM_SECRET_KEY", "hunter2-hunter2-hunter2-hunter2-x"}, {"DEVSTREAM_PORT", "9123"}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find("hunter2"), std::string::npos);
+  auto v = json::parse(r.out).as_object().at("settings").as_object();
+  EXPECT_EQ(v.at("security.secret_key").at("value"), json::value("[REDACTED]"));
+  EXPECT_EQ(v.at("server.port").at("value"), json::value(9123));
+  EXPECT_EQ(v.at("server.port").at("source"), json::value("environment"));
+  EXPECT_EQ(v.at("server.port").at("origin"), json::value("DEVSTREAM_PORT"));
+  EXPECT_EQ(v.at("database.path").at("source"), json::value("flag"));
+  EXPECT_EQ(v.at("server.threads").at("source"), json::value("default"));
+  auto check = RunCli({"config", "check", "--db", dir_ + "/x.db"}, {{"DEVSTREAM_LOG_LEVLE", "x"}});
+  EXPECT_EQ(check.exit_code, 0) << check.err;
+  EXPECT_NE(check.err.find("DEVSTREAM_LOG_LEVLE is set but no setting reads it"), std::string::npos)
+      << check.err;
+}
+
+}  // namespace
+}  // namespace ds::itest
