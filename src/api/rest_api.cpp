@@ -17,9 +17,6 @@
 namespace ds::api {
 namespace {
 
-// A worker heartbeats every 5 s; three missed beats mean it is gone.
-constexpr int64_t kWorkerFreshMs = 15'000;
-
 using tasks::ToJson;
 
 template <typename T>
@@ -282,51 +279,7 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                return JsonResponse(200, ListJson(events));
              }));
 
-  // ---- health, version, OpenAPI ----
-  Database& db = ctx.db;
-  router.Add("GET", "/health", [&db](Request&) -> Response {
-    auto t0 = std::chrono::steady_clock::now();
-    Status st = db.Read([](Connection& c) -> Status {
-      DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT count(*) FROM schema_migrations"));
-      return s.Step().status();
-    });
-    double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    json::object database{{"status", st.ok() ? "healthy" : "unhealthy"},
-                          {"response_time_ms", JsonNumber(std::round(ms * 1000) / 1000)}};
-    if (!st.ok()) database["error"] = st.message();
-    // The task engine is healthy while some worker heartbeats (any process).
-    auto t1 = std::chrono::steady_clock::now();
-    auto live = engine::LiveWorkers(db, kWorkerFreshMs);
-    double tms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
-    json::object task_engine{{"status", live.ok() && *live > 0 ? "healthy" : "degraded"},
-                             {"response_time_ms", JsonNumber(std::round(tms * 1000) / 1000)},
-                             {"workers", live.ok() ? *live : 0}};
-    if (!live.ok()) {
-      task_engine["error"] = live.status().message();
-    } else if (*live == 0) {
-      task_engine["error"] = "no task-engine worker has sent a heartbeat in the last " +
-                             std::to_string(kWorkerFreshMs / 1000) + " s";
-    }
-    std::string overall = !st.ok()                   ? "unhealthy"
-                          : (live.ok() && *live > 0) ? "healthy"
-                                                     : "degraded";
-    json::object body{{"status", overall},
-                      {"timestamp", NowTimestamp()},
-                      {"version", DEVSTREAM_VERSION},
-                      {"components", json::object{{"database", std::move(database)},
-                                                  {"tasks", std::move(task_engine)}}}};
-    return JsonResponse(st.ok() ? 200 : 503, body);
-  });
-  router.Add("GET", "/health/live", [](Request&) -> Response {
-    return JsonResponse(200, json::object{{"status", "alive"}});
-  });
-  router.Add("GET", "/health/ready", [&db](Request&) -> Response {
-    Status st = db.Read([](Connection& c) { return c.Exec("SELECT 1 FROM schema_migrations"); });
-    return JsonResponse(st.ok() ? 200 : 503,
-                        json::object{{"status", st.ok() ? "ready" : "not_ready"}});
-  });
+  // ---- version, OpenAPI (health: api/health.h) ----
   router.Add("GET", "/version", [started = ctx.started_at](Request&) -> Response {
     return JsonResponse(
         200, json::object{

@@ -1,6 +1,8 @@
 // CLI commands of the task engine: claiming tasks with leases, the job queue,
 // work sessions and the worker process. Thin: flags become the same JSON
 // bodies REST decodes.
+#include <curl/curl.h>
+
 #include <algorithm>
 #include <iostream>
 
@@ -19,6 +21,32 @@
 
 namespace ds::app {
 namespace {
+
+size_t AppendBody(char* data, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(data, size * n);
+  return size * n;
+}
+
+// GET url: (HTTP status, body); Unavailable when nothing answers.
+Result<std::pair<long, std::string>> HttpGet(const std::string& url, long timeout_ms) {
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  CURL* curl = curl_easy_init();
+  if (!curl) return Status::Internal("curl_easy_init failed");
+  std::string body;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) {
+    return Status::Unavailable(url + " did not answer: " + curl_easy_strerror(rc));
+  }
+  return std::make_pair(status, body);
+}
 
 // `task claim` exits with this when no task is ready (scripts loop on it).
 constexpr int kExitNothingReady = 3;
@@ -341,6 +369,36 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
                   << (r->mcp_changed ? "updated " : "unchanged ") << r->mcp_path << "\n";
       }
       return 0;
+    };
+  });
+
+  static std::string health_url = "http://127.0.0.1:8000";
+  auto* health = app.add_subcommand(
+      "health",
+      "Ask a server's /health (container checks): exit 0 healthy or degraded, 1 otherwise");
+  health->add_option("--url", health_url, "The server (default http://127.0.0.1:8000)");
+  health->callback([&] {
+    action = [&] {
+      std::string url = health_url;
+      while (!url.empty() && url.back() == '/') url.pop_back();
+      auto answer = HttpGet(url + "/health", 5000);
+      if (!answer.ok()) {
+        std::cerr << "devstream: error: " << answer.status().message() << "\n";
+        return kExitFailure;
+      }
+      auto body = ParseJson(answer->second, 64);
+      std::string status = "unhealthy";
+      if (body.ok() && body->is_object()) {
+        if (const auto* st = body->as_object().if_contains("status"); st && st->is_string()) {
+          status = std::string(st->as_string());
+        }
+      }
+      if (ctx.out.json && body.ok()) {
+        std::cout << ToJsonString(*body) << "\n";
+      } else {
+        std::cout << status << " (HTTP " << answer->first << ")\n";
+      }
+      return status == "healthy" || status == "degraded" ? 0 : kExitFailure;
     };
   });
 

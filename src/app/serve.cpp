@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "api/engine_routes.h"
+#include "api/health.h"
 #include "api/hook_routes.h"
 #include "api/http_server.h"
 #include "api/memory_routes.h"
@@ -144,6 +145,9 @@ int RunServe(const Settings& settings) {
   api::RegisterRestRoutes(router, rest);
   api::RegisterMemoryRoutes(router, *sv.memory);
   api::RegisterEngineRoutes(router, engine_ctx);
+  api::HealthCheck health(*sv.db, *sv.embedder);
+  if (http) health.SetReady();  // the index was loaded above
+  api::RegisterHealthRoutes(router, health);
   hooks::HookHandler hook_handler(hooks::HookServices{*sv.tasks, *sv.memory, *sv.sessions, *sv.db});
   api::RegisterHookRoutes(router, hook_handler);
   mcp::ToolServices tool_services{*sv.tasks, *sv.memory, *sv.workflow};

@@ -20,7 +20,8 @@ Result<std::unique_ptr<Services>> OpenServices(const Settings& settings,
   auto s = std::make_unique<Services>();
   s->settings = settings;
   DS_ASSIGN_OR_RETURN(s->db, OpenMigratedDatabase(settings.database_path,
-                                                  reader_pool.value_or(settings.reader_pool)));
+                                                  reader_pool.value_or(settings.reader_pool),
+                                                  settings.busy_timeout_ms));
   DS_ASSIGN_OR_RETURN(s->embedder, memory::MakeEmbedder(settings.embedder));
   s->tasks = std::make_unique<tasks::TaskService>(*s->db);
   s->memory = std::make_unique<memory::MemoryService>(*s->db, *s->embedder, settings.index);

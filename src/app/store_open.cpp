@@ -4,14 +4,17 @@
 
 namespace ds::app {
 
-Result<std::unique_ptr<Database>> OpenDatabase(const std::string& path, int reader_pool) {
+Result<std::unique_ptr<Database>> OpenDatabase(const std::string& path, int reader_pool,
+                                               int busy_timeout_ms) {
   Database::Options o;
   o.reader_pool_size = reader_pool;
+  o.busy_timeout_ms = busy_timeout_ms;
   return Database::Open(path.empty() ? DefaultDatabasePath() : path, o);
 }
 
-Result<std::unique_ptr<Database>> OpenMigratedDatabase(const std::string& path, int reader_pool) {
-  DS_ASSIGN_OR_RETURN(auto db, OpenDatabase(path, reader_pool));
+Result<std::unique_ptr<Database>> OpenMigratedDatabase(const std::string& path, int reader_pool,
+                                                       int busy_timeout_ms) {
+  DS_ASSIGN_OR_RETURN(auto db, OpenDatabase(path, reader_pool, busy_timeout_ms));
   Migrator m(*db);
   auto applied = m.Up();
   if (!applied.ok()) return applied.status();

@@ -11,9 +11,10 @@
 
 namespace ds::app {
 
-Result<std::unique_ptr<Database>> OpenMigratedDatabase(const std::string& path,
-                                                       int reader_pool = 4);
+Result<std::unique_ptr<Database>> OpenMigratedDatabase(const std::string& path, int reader_pool = 4,
+                                                       int busy_timeout_ms = 5000);
 // Opens without migrating (for `devstream migrate`).
-Result<std::unique_ptr<Database>> OpenDatabase(const std::string& path, int reader_pool = 4);
+Result<std::unique_ptr<Database>> OpenDatabase(const std::string& path, int reader_pool = 4,
+                                               int busy_timeout_ms = 5000);
 
 }  // namespace ds::app

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <sqlite3.h>
+
 #include "harness.h"
 
 namespace ds::itest {
@@ -151,6 +153,83 @@ TEST_F(OperationsTest, ConfigShowRedactsSecretsAndNamesSources) {
   EXPECT_EQ(check.exit_code, 0) << check.err;
   EXPECT_NE(check.err.find("DEVSTREAM_LOG_LEVLE is set but no setting reads it"), std::string::npos)
       << check.err;
+}
+
+}  // namespace
+}  // namespace ds::itest
+
+namespace ds::itest {
+namespace {
+
+json::object HealthOf(int port, int* http_status) {
+  auto h = Http(port, "GET", "/health");
+  *http_status = h.status;
+  return json::parse(h.body).as_object();
+}
+
+TEST_F(OperationsTest, HealthFollowsTheDatabaseTheEmbedderAndTheWorkers) {
+  std::string db = dir_ + "/health.db";
+  // api mode: no worker in this process.
+  ServerProcess api(db, {"--mode", "api"});
+  ASSERT_TRUE(api.Start());
+  int status = 0;
+  auto h = HealthOf(api.port(), &status);
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(h.at("status"), json::value("degraded"));
+  auto c = h.at("components").as_object();
+  for (const char* name : {"database", "memory", "tasks", "disk"}) {
+    ASSERT_TRUE(c.contains(name)) << name;
+    EXPECT_TRUE(c.at(name).as_object().contains("response_time_ms")) << name;
+  }
+  EXPECT_EQ(c.at("database").at("status"), json::value("healthy"));
+  EXPECT_EQ(c.at("memory").at("status"), json::value("healthy"));
+  EXPECT_EQ(c.at("tasks").at("status"), json::value("degraded"));
+  EXPECT_EQ(c.at("disk").at("status"), json::value("healthy"));
+  auto cli = RunCli({"health", "--url", "http://127.0.0.1:" + std::to_string(api.port())});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_NE(cli.out.find("degraded"), std::string::npos);
+  ASSERT_EQ(api.Stop(), 0);
+
+  // The embedder is unreachable: memory degraded, the server still answers.
+  ServerProcess down(db, {},
+                     {{"DEVSTREAM_EMBEDDING_PROVIDER", "ollama"},
+                      {"DEVSTREAM_EMBEDDING_URL", "http://127.0.0.1:9"}});
+  ASSERT_TRUE(down.Start());
+  h = HealthOf(down.port(), &status);
+  EXPECT_EQ(status, 200);
+  c = h.at("components").as_object();
+  EXPECT_EQ(c.at("memory").at("status"), json::value("degraded"));
+  EXPECT_NE(std::string(c.at("memory").at("error").as_string()).find("embedder failing"),
+            std::string::npos);
+  ASSERT_EQ(down.Stop(), 0);
+
+  // The database cannot be written (another process holds the write lock
+  // past the busy timeout): unhealthy, 503, and `devstream health` exits 1.
+  std::string cfg = dir_ + "/fast-busy.yml";
+  std::ofstream(cfg) << "database:\n  busy_timeout_ms: 50\n";
+  ServerProcess locked(db, {"--config", cfg});
+  ASSERT_TRUE(locked.Start());
+  sqlite3* holder = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &holder), SQLITE_OK);
+  sqlite3_busy_timeout(holder, 10000);  // the server's worker writes now and then
+  ASSERT_EQ(sqlite3_exec(holder, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  h = HealthOf(locked.port(), &status);
+  EXPECT_EQ(status, 503);
+  EXPECT_EQ(h.at("status"), json::value("unhealthy"));
+  EXPECT_EQ(h.at("components").at("database").at("status"), json::value("unhealthy"));
+  auto sick = RunCli({"health", "--url", "http://127.0.0.1:" + std::to_string(locked.port())});
+  EXPECT_EQ(sick.exit_code, 1);
+  sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(holder);
+  h = HealthOf(locked.port(), &status);
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(Http(locked.port(), "GET", "/health/ready").status, 200);
+  ASSERT_EQ(locked.Stop(), 0);
+
+  // Nothing listening: exit 1 with a message.
+  auto none = RunCli({"health", "--url", "http://127.0.0.1:9"});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("did not answer"), std::string::npos) << none.err;
 }
 
 }  // namespace

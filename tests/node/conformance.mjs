@@ -29,7 +29,7 @@ const SHUTDOWN_TIMEOUT_MS = 15_000;
 const binary = process.argv[2];
 const docFile = process.argv[3] ?? fileURLToPath(new URL("../../src/api/openapi.json", import.meta.url));
 // Every source file that registers routes (router.Add) of the served API.
-const routesFiles = ["api/rest_api.cpp", "api/memory_routes.cpp", "api/engine_routes.cpp", "mcp/http_transport.cpp"].map((f) => fileURLToPath(new URL(`../../src/${f}`, import.meta.url)));
+const routesFiles = ["api/rest_api.cpp", "api/memory_routes.cpp", "api/engine_routes.cpp", "api/health.cpp", "api/hook_routes.cpp", "mcp/http_transport.cpp"].map((f) => fileURLToPath(new URL(`../../src/${f}`, import.meta.url)));
 if (!binary) fail("usage: node conformance.mjs DEVSTREAM_BINARY [OPENAPI.json]");
 if (!existsSync(binary)) fail(`no devstream binary at ${binary}`);
 try {
@@ -530,6 +530,9 @@ async function scenario() {
 
   // ---- leases, jobs and sessions ----
   await engineScenario({ P, task: a });
+
+  // ---- hooks run in the server ----
+  await hookScenario({ P });
 
   // ---- the MCP transport ----
   await mcpScenario();
@@ -1116,6 +1119,27 @@ async function engineScenario({ P, task }) {
 // The MCP Streamable HTTP transport (src/mcp/http_transport.cpp): the
 // documented statuses of POST and DELETE /mcp. (tests/node/mcp_e2e.mjs drives
 // the tools through the official SDK client; SSE answers are checked there.)
+async function hookScenario({ P }) {
+  const H = "/api/v1/hooks/{event}";
+  const at = (event) => `${P}/hooks/${event}`;
+  const input = { session_id: "conf-hook-1", cwd: "/tmp/conformance-repo", hook_event_name: "SessionStart", source: "startup" };
+  const start = await call("POST", H, 200, { path: at("SessionStart"), json: { event: "SessionStart", input, project: "hooks" }, bodyValid: true });
+  expect(start.json && "output" in start.json, "a hook answers {output}");
+  await call("POST", H, 200, { path: at("PostToolUse"), bodyValid: true, json: {
+    event: "PostToolUse", project: "hooks",
+    input: { ...input, hook_event_name: "PostToolUse", tool_name: "Write", tool_input: { file_path: "src/conf.cpp" } },
+    files: [{ path: "src/conf.cpp", content: "int conformance_answer() { return 42; }\n" }] } });
+  const prompt = await call("POST", H, 200, { path: at("UserPromptSubmit"), bodyValid: true, json: {
+    event: "UserPromptSubmit", project: "hooks", input: { ...input, hook_event_name: "UserPromptSubmit", prompt: "conformance_answer" } } });
+  expect(prompt.json?.output?.hookSpecificOutput?.hookEventName === "UserPromptSubmit", "UserPromptSubmit injects the stored file");
+  await call("POST", H, 200, { path: at("Stop"), json: { event: "Stop", project: "hooks", input }, bodyValid: true });
+  await call("POST", H, 422, { path: at("Stop"), json: { event: "SessionEnd", project: "hooks", input }, bodyValid: true });
+  await call("POST", H, 422, { path: at("Stop"), json: { event: "Stop", input: [] }, bodyValid: false });
+  await call("POST", H, 422, { path: at("Stop"), json: { event: "Stop", input, extra: 1 }, bodyValid: false });
+  await call("POST", H, 400, { path: at("Stop"), raw: '{"event":' });
+  await call("POST", H, 200, { path: at("SessionEnd"), json: { event: "SessionEnd", project: "hooks", input: { ...input, hook_event_name: "SessionEnd", reason: "exit" } }, bodyValid: true });
+}
+
 async function mcpScenario() {
   const M = "/mcp";
   const rpc = (id, method, params) => ({ jsonrpc: "2.0", id, method, ...(params ? { params } : {}) });
