@@ -17,6 +17,7 @@
 #include "api/hook_routes.h"
 #include "api/http_server.h"
 #include "api/memory_routes.h"
+#include "api/metrics.h"
 #include "api/rest_api.h"
 #include "app/mcp_command.h"
 #include "app/services.h"
@@ -148,6 +149,10 @@ int RunServe(const Settings& settings) {
   api::HealthCheck health(*sv.db, *sv.embedder);
   if (http) health.SetReady();  // the index was loaded above
   api::RegisterHealthRoutes(router, health);
+  api::Metrics metrics(*sv.db);
+  sv.memory->SetSearchListener(
+      [&metrics](const memory::SearchResult& r) { metrics.ObserveSearch(r); });
+  api::RegisterMetricsRoute(router, metrics, settings.metrics_allowed);
   hooks::HookHandler hook_handler(hooks::HookServices{*sv.tasks, *sv.memory, *sv.sessions, *sv.db});
   api::RegisterHookRoutes(router, hook_handler);
   mcp::ToolServices tool_services{*sv.tasks, *sv.memory, *sv.workflow};
@@ -167,8 +172,12 @@ int RunServe(const Settings& settings) {
   sopts.request_timeout_s = settings.request_timeout_s;
   sopts.idle_timeout_s = settings.idle_timeout_s;
   sopts.max_connections = settings.max_connections;
-  if (settings.access_log) {
-    sopts.on_complete = [](const api::Request& req, const api::Response& res, double ms) {
+  bool access_log = settings.access_log;
+  sopts.on_complete = [access_log, &metrics](const api::Request& req, const api::Response& res,
+                                             double ms) {
+    metrics.ObserveRequest(req.method, req.route.empty() ? "(unmatched)" : req.route, res.status,
+                           ms / 1000.0);
+    if (access_log) {
       LogInfo("request", {{"request_id", req.request_id},
                           {"method", req.method},
                           {"route", req.route.empty() ? req.path : req.route},
@@ -176,8 +185,8 @@ int RunServe(const Settings& settings) {
                           {"bytes", res.body.size()},
                           {"duration_ms", JsonNumber(std::round(ms * 1000) / 1000)},
                           {"remote", req.remote_addr}});
-    };
-  }
+    }
+  };
   api::HttpServer server(sopts, router);
 
   auto stop_threads = [&] {

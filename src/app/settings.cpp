@@ -172,6 +172,8 @@ const std::vector<ConfigKeySpec>& SettingsSchema() {
                 "Only memories scored at most this are archived (new ones score 0.5)",
                 {"DEVSTREAM_RETENTION_MAX_RELEVANCE"}),
             0, 1),
+      Key("metrics.allowed_addresses", T::kList, "127.0.0.1,::1",
+          "Client addresses allowed to read /metrics", {"DEVSTREAM_METRICS_ALLOWED"}),
       Key("mcp.allowed_origins", T::kList, "",
           "Origins besides loopback allowed to call /mcp (browser clients)",
           {"DEVSTREAM_MCP_ALLOWED_ORIGINS"}),
@@ -294,6 +296,7 @@ Result<Settings> LoadSettings(const SettingsOptions& o) {
   s.engine.retention.max_age_days = static_cast<int>(c.Int("retention.max_age_days"));
   s.engine.retention.max_relevance = c.Double("retention.max_relevance");
   s.mcp_allowed_origins = c.List("mcp.allowed_origins");
+  s.metrics_allowed = c.List("metrics.allowed_addresses");
   return s;
 }
 

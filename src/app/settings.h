@@ -66,6 +66,7 @@ struct Settings {
   std::vector<engine::Schedule> schedules;
   engine::EngineSettings engine;
   std::vector<std::string> mcp_allowed_origins;
+  std::vector<std::string> metrics_allowed;
 };
 
 // InvalidArgument naming the key, value, source and what is allowed.

@@ -1162,8 +1162,13 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
 
   Vector qvec;
   bool want_vector = q.mode != SearchMode::kKeyword;
+  auto ms_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+  };
   if (want_vector) {
+    auto te = std::chrono::steady_clock::now();
     auto v = qembedder->Embed({q.query});
+    result.embed_ms = ms_since(te);
     if (v.ok() && v->size() == 1 && (*v)[0].size() == static_cast<size_t>(qembedder->dim())) {
       qvec = std::move((*v)[0]);
       result.vector_model = qembedder->model();
@@ -1183,6 +1188,7 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
 
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
     FilterSql fs = BuildFilter(f, *project_id);
+    auto tk = std::chrono::steady_clock::now();
     if (use_keyword) {
       std::string match = BuildFtsQuery(q.query);
       DS_ASSIGN_OR_RETURN(std::string selective, SelectiveFtsQuery(c, q.query));
@@ -1236,6 +1242,8 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
         }
       }
     }
+    result.keyword_ms = use_keyword ? ms_since(tk) : 0;
+    auto tv = std::chrono::steady_clock::now();
     if (use_vector) {
       std::unordered_set<int64_t> allowed;
       bool restrict_ids = NeedsIdFilter(f);
@@ -1261,9 +1269,11 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
         similarity[h.memory_id] = h.similarity;
       }
     }
+    result.vector_ms = use_vector ? ms_since(tv) : 0;
     return Status::Ok();
   }));
 
+  auto tf = std::chrono::steady_clock::now();
   std::vector<FusedHit> fused;
   if (use_vector && use_keyword) {
     fused = FuseRrf(keyword_ids, vector_ids, q.keyword_weight,
@@ -1362,11 +1372,13 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
       }
     }
   }
+  result.fusion_ms = ms_since(tf);
   result.took_ms =
       std::round(
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() *
           1000) /
       1000;
+  if (search_listener_) search_listener_(result);
   return result;
 }
 

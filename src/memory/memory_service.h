@@ -92,6 +92,12 @@ class MemoryService {
     missing_vector_listener_ = std::move(listener);
   }
 
+  // Called after every search with its result (timings, degraded), for
+  // metrics. Set before serving.
+  void SetSearchListener(std::function<void(const SearchResult&)> listener) {
+    search_listener_ = std::move(listener);
+  }
+
   const Embedder& embedder() const { return embedder_; }
   Database& database() { return db_; }
 
@@ -126,6 +132,7 @@ class MemoryService {
   std::unique_ptr<Embedder> fallback_embedder_;
   std::unique_ptr<VectorIndex> fallback_index_;
   std::function<void()> missing_vector_listener_;
+  std::function<void(const SearchResult&)> search_listener_;
 };
 
 // Reciprocal Rank Fusion of two ranked id lists (best first):

@@ -103,6 +103,9 @@ struct SearchResult {
   bool degraded = false;     // the embedder failed: keyword-only answer
   std::string degraded_reason;
   double took_ms = 0;
+  // Where the time went (milliseconds): the query embedding, the keyword
+  // (FTS5) ranking, the vector ranking, and fusion with loading the rows.
+  double embed_ms = 0, keyword_ms = 0, vector_ms = 0, fusion_ms = 0;
 };
 
 struct ContextQuery {

@@ -4,6 +4,7 @@
 // access line per request and no memory contents.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -230,6 +231,60 @@ TEST_F(OperationsTest, HealthFollowsTheDatabaseTheEmbedderAndTheWorkers) {
   auto none = RunCli({"health", "--url", "http://127.0.0.1:9"});
   EXPECT_EQ(none.exit_code, 1);
   EXPECT_NE(none.err.find("did not answer"), std::string::npos) << none.err;
+}
+
+}  // namespace
+}  // namespace ds::itest
+
+namespace ds::itest {
+namespace {
+
+TEST_F(OperationsTest, MetricsPassPromtoolAndFollowRequests) {
+  ServerProcess server(dir_ + "/metrics.db");
+  ASSERT_TRUE(server.Start());
+  auto first = Http(server.port(), "GET", "/metrics");
+  ASSERT_EQ(first.status, 200);
+  EXPECT_NE(first.Header("content-type").find("text/plain"), std::string::npos);
+  ASSERT_EQ(Http(server.port(), "POST", "/api/v1/memories",
+                 R"({"content":"metrics are scraped","content_type":"learning"})")
+                .status,
+            201);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(Http(server.port(), "POST", "/api/v1/search", R"({"query":"scraped"})").status, 200);
+  }
+  auto second = Http(server.port(), "GET", "/metrics");
+  ASSERT_EQ(second.status, 200);
+  const std::string& m = second.body;
+  EXPECT_NE(
+      m.find(
+          R"(devstream_http_requests_total{method="POST",route="/api/v1/search",status="200"} 3)"),
+      std::string::npos)
+      << m.substr(0, 2000);
+  EXPECT_NE(m.find(R"(devstream_search_duration_seconds_count{stage="embed"} 3)"),
+            std::string::npos);
+  EXPECT_NE(m.find(R"(devstream_memories{project="default"} 1)"), std::string::npos);
+  EXPECT_NE(m.find("devstream_build_info{version="), std::string::npos);
+  EXPECT_NE(m.find("devstream_database_bytes "), std::string::npos);
+  EXPECT_EQ(first.body.find(R"(route="/api/v1/search")"), std::string::npos);
+
+  // promtool (Debian's prometheus package, in the test package list) accepts it.
+  std::string file = dir_ + "/metrics.txt";
+  std::ofstream(file) << m;
+  int rc = std::system(
+      ("promtool check metrics < " + file + " > " + dir_ + "/promtool.out 2>&1").c_str());
+  std::ifstream out(dir_ + "/promtool.out");
+  std::stringstream text;
+  text << out.rdbuf();
+  EXPECT_EQ(rc, 0) << "promtool: " << text.str();
+  ASSERT_EQ(server.Stop(), 0);
+
+  // Only the configured addresses may read /metrics.
+  ServerProcess closed(dir_ + "/metrics.db", {}, {{"DEVSTREAM_METRICS_ALLOWED", "10.1.2.3"}});
+  ASSERT_TRUE(closed.Start());
+  auto denied = Http(closed.port(), "GET", "/metrics");
+  EXPECT_EQ(denied.status, 403);
+  EXPECT_NE(denied.Header("content-type").find("application/problem+json"), std::string::npos);
+  ASSERT_EQ(closed.Stop(), 0);
 }
 
 }  // namespace

@@ -29,7 +29,7 @@ const SHUTDOWN_TIMEOUT_MS = 15_000;
 const binary = process.argv[2];
 const docFile = process.argv[3] ?? fileURLToPath(new URL("../../src/api/openapi.json", import.meta.url));
 // Every source file that registers routes (router.Add) of the served API.
-const routesFiles = ["api/rest_api.cpp", "api/memory_routes.cpp", "api/engine_routes.cpp", "api/health.cpp", "api/hook_routes.cpp", "mcp/http_transport.cpp"].map((f) => fileURLToPath(new URL(`../../src/${f}`, import.meta.url)));
+const routesFiles = ["api/rest_api.cpp", "api/memory_routes.cpp", "api/engine_routes.cpp", "api/health.cpp", "api/hook_routes.cpp", "api/metrics.cpp", "mcp/http_transport.cpp"].map((f) => fileURLToPath(new URL(`../../src/${f}`, import.meta.url)));
 if (!binary) fail("usage: node conformance.mjs DEVSTREAM_BINARY [OPENAPI.json]");
 if (!existsSync(binary)) fail(`no devstream binary at ${binary}`);
 try {
@@ -243,6 +243,8 @@ async function call(method, template, expectStatus, opts = {}) {
     const media = r.content[ctype];
     if (!media) {
       problem(`${label}: content type ${JSON.stringify(ctype)} is not documented (documented: ${Object.keys(r.content).join(", ")})`);
+    } else if (ctype === "text/plain") {
+      if (typeof text !== "string") problem(`${label}: text/plain body expected`);
     } else if (json === undefined) {
       problem(`${label}: body is not JSON: ${text.slice(0, 200)}`);
     } else if (media.schema) {
@@ -537,8 +539,10 @@ async function scenario() {
   // ---- the MCP transport ----
   await mcpScenario();
 
-  // ---- after all that, still healthy ----
+  // ---- after all that, still healthy, and the metrics saw it ----
   await call("GET", "/health", 200);
+  const scraped = await call("GET", "/metrics", 200);
+  expect(/devstream_http_requests_total\{method="POST",route="\/api\/v1\/tasks\/claim",status="200"\} [1-9]/.test(scraped.text ?? ""), "/metrics counts the claims made");
 }
 
 // The memory routes (src/api/memory_routes.cpp): store, batch, list, get,

@@ -1,0 +1,245 @@
+#include "api/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <mutex>
+
+#include "core/clock.h"
+
+namespace ds::api {
+namespace {
+
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+double FileBytes(const std::string& path) {
+  std::error_code ec;
+  auto n = std::filesystem::file_size(path, ec);
+  return ec ? 0 : static_cast<double>(n);
+}
+
+}  // namespace
+
+struct Metrics::Impl {
+  explicit Impl(Database& database)
+      : db(database),
+        registry(std::make_shared<prometheus::Registry>()),
+        requests(prometheus::BuildCounter()
+                     .Name("devstream_http_requests_total")
+                     .Help("HTTP requests by method, route and status")
+                     .Register(*registry)),
+        request_seconds(prometheus::BuildHistogram()
+                            .Name("devstream_http_request_duration_seconds")
+                            .Help("HTTP request latency by method and route")
+                            .Register(*registry)),
+        search_seconds(prometheus::BuildHistogram()
+                           .Name("devstream_search_duration_seconds")
+                           .Help("Memory search latency by stage")
+                           .Register(*registry)),
+        search_degraded(prometheus::BuildCounter()
+                            .Name("devstream_search_degraded_total")
+                            .Help("Searches answered by keyword only because the embedder failed")
+                            .Register(*registry)
+                            .Add({})),
+        embedder_errors(prometheus::BuildCounter()
+                            .Name("devstream_embedder_errors_total")
+                            .Help("Query embeddings that failed")
+                            .Register(*registry)
+                            .Add({})),
+        memories(prometheus::BuildGauge()
+                     .Name("devstream_memories")
+                     .Help("Live memories (not archived, not superseded) per project")
+                     .Register(*registry)),
+        vectors(prometheus::BuildGauge()
+                    .Name("devstream_vectors")
+                    .Help("Stored vectors per project (all models)")
+                    .Register(*registry)),
+        tasks(prometheus::BuildGauge()
+                  .Name("devstream_tasks")
+                  .Help("Micro-tasks by status")
+                  .Register(*registry)),
+        jobs(prometheus::BuildGauge()
+                 .Name("devstream_jobs")
+                 .Help("Jobs by state")
+                 .Register(*registry)),
+        queue_age(prometheus::BuildGauge()
+                      .Name("devstream_job_queue_age_seconds")
+                      .Help("Age of the oldest due queued job")
+                      .Register(*registry)
+                      .Add({})),
+        workers_live(prometheus::BuildGauge()
+                         .Name("devstream_workers_live")
+                         .Help("Workers with a heartbeat in the last 15 s")
+                         .Register(*registry)
+                         .Add({})),
+        heartbeat_age(prometheus::BuildGauge()
+                          .Name("devstream_worker_heartbeat_age_seconds")
+                          .Help("Age of the freshest worker heartbeat (-1: no worker)")
+                          .Register(*registry)
+                          .Add({})),
+        db_bytes(prometheus::BuildGauge()
+                     .Name("devstream_database_bytes")
+                     .Help("Size of the SQLite database file")
+                     .Register(*registry)
+                     .Add({})),
+        wal_bytes(prometheus::BuildGauge()
+                      .Name("devstream_wal_bytes")
+                      .Help("Size of the SQLite write-ahead log")
+                      .Register(*registry)
+                      .Add({})),
+        last_backup(prometheus::BuildGauge()
+                        .Name("devstream_last_backup_timestamp_seconds")
+                        .Help("When the last successful backup job finished (0: never)")
+                        .Register(*registry)
+                        .Add({})) {
+    prometheus::BuildGauge()
+        .Name("devstream_build_info")
+        .Help("The running build")
+        .Register(*registry)
+        .Add({{"version", DEVSTREAM_VERSION}})
+        .Set(1);
+    for (const char* stage : {"embed", "keyword", "vector", "fusion", "total"}) {
+      stage_histograms.push_back(&search_seconds.Add({{"stage", stage}}, kLatencyBuckets));
+    }
+  }
+
+  void Refresh();
+
+  Database& db;
+  std::shared_ptr<prometheus::Registry> registry;
+  prometheus::Family<prometheus::Counter>& requests;
+  prometheus::Family<prometheus::Histogram>& request_seconds;
+  prometheus::Family<prometheus::Histogram>& search_seconds;
+  std::vector<prometheus::Histogram*> stage_histograms;
+  prometheus::Counter& search_degraded;
+  prometheus::Counter& embedder_errors;
+  prometheus::Family<prometheus::Gauge>& memories;
+  prometheus::Family<prometheus::Gauge>& vectors;
+  prometheus::Family<prometheus::Gauge>& tasks;
+  prometheus::Family<prometheus::Gauge>& jobs;
+  prometheus::Gauge& queue_age;
+  prometheus::Gauge& workers_live;
+  prometheus::Gauge& heartbeat_age;
+  prometheus::Gauge& db_bytes;
+  prometheus::Gauge& wal_bytes;
+  prometheus::Gauge& last_backup;
+  std::mutex refresh_mu;
+};
+
+void Metrics::Impl::Refresh() {
+  std::lock_guard<std::mutex> lock(refresh_mu);
+  auto set_grouped = [&](Connection& c, const char* sql, prometheus::Family<prometheus::Gauge>& f,
+                         const char* label, const std::vector<std::string>& always) -> Status {
+    std::map<std::string, double> values;
+    for (const auto& k : always) values[k] = 0;
+    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(sql));
+    for (;;) {
+      DS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      values[s.Text(0)] = static_cast<double>(s.Int(1));
+    }
+    for (const auto& [k, v] : values) f.Add({{label, k}}).Set(v);
+    return Status::Ok();
+  };
+  Status st = db.Read([&](Connection& c) -> Status {
+    DS_RETURN_IF_ERROR(set_grouped(
+        c,
+        "SELECT p.name, count(m.id) FROM projects p LEFT JOIN semantic_memory m"
+        " ON m.project_id = p.id AND m.archived = 0 AND m.superseded_by IS NULL GROUP BY p.id",
+        memories, "project", {}));
+    DS_RETURN_IF_ERROR(set_grouped(c,
+                                   "SELECT p.name, count(v.memory_id) FROM projects p"
+                                   " LEFT JOIN semantic_memory m ON m.project_id = p.id"
+                                   " LEFT JOIN memory_vectors v ON v.memory_id = m.id"
+                                   " GROUP BY p.id",
+                                   vectors, "project", {}));
+    DS_RETURN_IF_ERROR(
+        set_grouped(c, "SELECT status, count(*) FROM micro_tasks GROUP BY status", tasks, "status",
+                    {"pending", "active", "completed", "failed", "skipped", "blocked"}));
+    DS_RETURN_IF_ERROR(set_grouped(c, "SELECT state, count(*) FROM jobs GROUP BY state", jobs,
+                                   "state", {"queued", "running", "done", "failed", "dead"}));
+    std::string now = NowTimestamp();
+    DS_ASSIGN_OR_RETURN(Stmt q, c.Prepare("SELECT min(run_at) FROM jobs WHERE state = 'queued'"
+                                          " AND run_at <= ?"));
+    q.Bind(1, now);
+    DS_ASSIGN_OR_RETURN(bool qrow, q.Step());
+    double age = 0;
+    if (qrow && !q.IsNull(0)) {
+      if (auto t = ParseTimestamp(q.Text(0))) age = std::max<double>(0, (NowMillis() - *t) / 1e3);
+    }
+    queue_age.Set(age);
+    DS_ASSIGN_OR_RETURN(Stmt w, c.Prepare("SELECT count(*) FILTER (WHERE heartbeat_at >= ?),"
+                                          " max(heartbeat_at) FROM workers"));
+    w.Bind(1, FormatTimestamp(NowMillis() - 15'000));
+    DS_ASSIGN_OR_RETURN(bool wrow, w.Step());
+    if (wrow) {
+      workers_live.Set(static_cast<double>(w.Int(0)));
+      double hb = -1;
+      if (!w.IsNull(1)) {
+        if (auto t = ParseTimestamp(w.Text(1))) hb = std::max<double>(0, (NowMillis() - *t) / 1e3);
+      }
+      heartbeat_age.Set(hb);
+    }
+    DS_ASSIGN_OR_RETURN(Stmt b, c.Prepare("SELECT max(finished_at) FROM jobs WHERE kind = 'backup'"
+                                          " AND state = 'done'"));
+    DS_ASSIGN_OR_RETURN(bool brow, b.Step());
+    double when = 0;
+    if (brow && !b.IsNull(0)) {
+      if (auto t = ParseTimestamp(b.Text(0))) when = static_cast<double>(*t) / 1e3;
+    }
+    last_backup.Set(when);
+    return Status::Ok();
+  });
+  (void)st;  // a failed refresh leaves the previous values; /health reports the database
+  db_bytes.Set(FileBytes(db.path()));
+  wal_bytes.Set(FileBytes(db.path() + "-wal"));
+}
+
+Metrics::Metrics(Database& db) : impl_(std::make_unique<Impl>(db)) {}
+Metrics::~Metrics() = default;
+
+void Metrics::ObserveRequest(const std::string& method, const std::string& route, int status,
+                             double seconds) {
+  impl_->requests.Add({{"method", method}, {"route", route}, {"status", std::to_string(status)}})
+      .Increment();
+  impl_->request_seconds.Add({{"method", method}, {"route", route}}, kLatencyBuckets)
+      .Observe(seconds);
+}
+
+void Metrics::ObserveSearch(const memory::SearchResult& r) {
+  double stages[] = {r.embed_ms, r.keyword_ms, r.vector_ms, r.fusion_ms, r.took_ms};
+  for (size_t i = 0; i < impl_->stage_histograms.size(); ++i) {
+    impl_->stage_histograms[i]->Observe(stages[i] / 1000.0);
+  }
+  if (r.degraded) {
+    impl_->search_degraded.Increment();
+    impl_->embedder_errors.Increment();
+  }
+}
+
+std::string Metrics::Scrape() {
+  impl_->Refresh();
+  return prometheus::TextSerializer().Serialize(impl_->registry->Collect());
+}
+
+void RegisterMetricsRoute(Router& router, Metrics& metrics, std::vector<std::string> allowed) {
+  router.Add("GET", "/metrics", [&metrics, allowed](Request& req) -> Response {
+    if (std::find(allowed.begin(), allowed.end(), req.remote_addr) == allowed.end()) {
+      return ProblemResponse(
+          Status::Forbidden("/metrics is restricted to the addresses in metrics.allowed_addresses"),
+          req);
+    }
+    Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics.Scrape();
+    return r;
+  });
+}
+
+}  // namespace ds::api
