@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "app/cli_support.h"
+#include "app/hook_command.h"
 #include "app/output.h"
 #include "app/serve.h"
 #include "app/store_open.h"
@@ -1054,6 +1055,9 @@ int RunCli(int argc, char** argv) {
   AddMemory(app, ctx, action);
   AddEngineCommands(app, ctx, action);
 
+  // `devstream hook …` runs under Claude Code: whatever is wrong with it,
+  // it must exit 0.
+  bool hook = argc > 1 && std::string_view(argv[1]) == "hook";
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     for (const auto* sub : app.get_subcommands({})) known |= sub->get_name() == argv[1];
@@ -1072,6 +1076,13 @@ int RunCli(int argc, char** argv) {
     std::cout << app.help("", CLI::AppFormatMode::All);
     return 0;
   } catch (const CLI::ParseError& e) {
+    if (hook) {
+      // Exit 2 would make Claude Code block the tool call or drop the prompt.
+      LogHookFailure(argc > 2 ? argv[2] : "(none)",
+                     std::string("unusable command line: ") + e.what());
+      std::cerr << "devstream: error: " << e.what() << " (hook: exiting 0)\n";
+      return 0;
+    }
     // Subcommand help requests surface as CallForHelp from the subcommand.
     std::cerr << "devstream: error: " << e.what() << " (see devstream --help)\n";
     return kExitUsage;

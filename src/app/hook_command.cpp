@@ -26,8 +26,10 @@ constexpr int64_t kDefaultBudgetMs = 4000;
 
 constexpr uintmax_t kMaxLogBytes = 1 << 20;
 
+}  // namespace
+
 // One line per failure; the log is rotated to "<log>.1" past 1 MiB.
-void Log(const std::string& event, const std::string& message) {
+void LogHookFailure(const std::string& event, const std::string& message) {
   std::error_code ec;
   std::filesystem::path path(HookLogPath());
   std::filesystem::create_directories(path.parent_path(), ec);
@@ -40,6 +42,12 @@ void Log(const std::string& event, const std::string& message) {
   }
   std::ofstream out(path, std::ios::app);
   if (out) out << NowTimestamp() << " hook " << event << ": " << line << "\n";
+}
+
+namespace {
+
+void Log(const std::string& event, const std::string& message) {
+  LogHookFailure(event, message);
 }
 
 size_t Append(char* data, size_t size, size_t n, void* user) {
@@ -86,8 +94,8 @@ RelayOutcome Relay(const std::string& base_url, const hooks::HookRequest& reques
   }
   // Something else listens there, or a server without the hook route, or
   // one that is down behind a proxy: do the work locally instead.
-  if (status == 404 || status == 405 || status == 501 || status == 502 || status == 503 ||
-      status == 504) {
+  if (status == 404 || status == 405 || status == 413 || status == 501 || status == 502 ||
+      status == 503 || status == 504) {
     *error = "server " + base_url + " answered HTTP " + std::to_string(status);
     return RelayOutcome::kUnreachable;
   }

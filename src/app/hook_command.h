@@ -23,5 +23,7 @@ int RunHook(const HookOptions& options);
 
 // Where hook failures are logged.
 std::string HookLogPath();
+// Appends one line to the hook log (rotated past 1 MiB).
+void LogHookFailure(const std::string& event, const std::string& message);
 
 }  // namespace ds::app

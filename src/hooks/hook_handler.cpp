@@ -142,9 +142,23 @@ bool IsIgnoredPath(std::string_view path) {
   // Secrets: env files, keys, certificates, credential stores.
   if (lower == ".env" || lower.rfind(".env.", 0) == 0 || lower == ".npmrc" || lower == ".pypirc" ||
       lower == ".netrc" || lower.rfind("id_rsa", 0) == 0 || lower.rfind("id_ed25519", 0) == 0 ||
-      lower.rfind("id_ecdsa", 0) == 0 || lower.find("credential") != std::string::npos ||
-      lower.find("secret") != std::string::npos) {
+      lower.rfind("id_ecdsa", 0) == 0) {
     return true;
+  }
+  // Files named like secrets or credentials hold them, unless they are
+  // source code about them (src/secret_manager.cpp).
+  if (lower.find("credential") != std::string::npos || lower.find("secret") != std::string::npos) {
+    static const char* kCodeExt[] = {".c",     ".cc",    ".cpp", ".cxx", ".h",   ".hpp",
+                                     ".py",    ".js",    ".ts",  ".tsx", ".jsx", ".go",
+                                     ".rs",    ".java",  ".kt",  ".rb",  ".php", ".cs",
+                                     ".swift", ".scala", ".sh",  ".md",  ".rst"};
+    bool code = false;
+    for (const char* e : kCodeExt) {
+      std::string ext(e);
+      code |= lower.size() > ext.size() &&
+              lower.compare(lower.size() - ext.size(), ext.size(), ext) == 0;
+    }
+    if (!code) return true;
   }
   static const char* kSecretExt[] = {".pem",      ".key", ".p12", ".pfx", ".jks",
                                      ".keystore", ".crt", ".der", ".gpg", ".asc"};
@@ -184,6 +198,20 @@ Result<HookRequest> PrepareHookRequest(std::string_view event, std::string_view 
   const char* env_project = std::getenv("DEVSTREAM_PROJECT");
   ProjectDir dir = FindProjectDir(cwd);
   r.project = env_project && *env_project ? env_project : dir.name;
+  // Only so much of each text is ever used; cut it here so a relayed
+  // request stays small.
+  auto cut = [](json::object& o, std::string_view key, size_t max) {
+    if (auto* v = o.if_contains(key); v && v->is_string() && v->as_string().size() > max) {
+      *v = json::string(Utf8Prefix(v->as_string(), max));
+    }
+  };
+  cut(r.input, "prompt", kMaxPromptQueryBytes);
+  cut(r.input, "error", kMaxErrorOutputBytes);
+  cut(r.input, "error_message", kMaxErrorOutputBytes);
+  if (auto* resp = r.input.if_contains("tool_response"); resp && resp->is_object()) {
+    cut(resp->as_object(), "stdout", kMaxErrorOutputBytes);
+    cut(resp->as_object(), "stderr", kMaxErrorOutputBytes);
+  }
   if (r.event == "PostToolUse" || r.event == "PreToolUse") {
     const std::string tool = Str(r.input, "tool_name");
     std::string path = ToolFilePath(r.input);
@@ -197,7 +225,10 @@ Result<HookRequest> PrepareHookRequest(std::string_view event, std::string_view 
     }
     if (IsFileWriteTool(tool) && !path.empty()) {
       fs::path abs = fs::path(path).is_absolute() ? fs::path(path) : fs::path(cwd) / path;
-      abs = abs.lexically_normal();
+      // Resolved like the project root, so a symlinked checkout still gives
+      // paths relative to the root.
+      fs::path resolved = fs::weakly_canonical(abs, ec);
+      abs = ec ? abs.lexically_normal() : resolved;
       std::string rel = abs.string();
       if (!dir.root.empty()) {
         fs::path relative = abs.lexically_relative(dir.root);
@@ -296,7 +327,10 @@ Result<std::optional<json::object>> HookHandler::Handle(const HookRequest& r) {
     }
     std::string error = Str(r.input, "error");
     if (error.empty()) error = Str(r.input, "error_message");
-    DS_RETURN_IF_ERROR(StoreError(r, command, error));
+    // Without any error text there is nothing worth remembering.
+    if (error.find_first_not_of(" \t\r\n") != std::string::npos) {
+      DS_RETURN_IF_ERROR(StoreError(r, command, error));
+    }
     return std::optional<json::object>();
   }
   if (r.event == "Stop") {

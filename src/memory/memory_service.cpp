@@ -58,10 +58,21 @@ Memory ReadMemory(const Stmt& s) {
   return m;
 }
 
-std::string ContentHash(std::string_view content) {
+// Dedup key of a memory: its content, and for a file snapshot also the
+// file, so the same text under two paths (or two chunks of one file) stays
+// two memories while storing one snapshot twice still deduplicates.
+std::string ContentHash(std::string_view content, const std::optional<std::string>& file_path) {
   unsigned char out[16];
-  crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(content.data()),
-                     content.size(), nullptr, 0);
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, sizeof out);
+  if (file_path) {
+    std::string prefix = "file:" + *file_path;
+    crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(prefix.data()),
+                              prefix.size() + 1);  // with the terminating NUL as separator
+  }
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(content.data()),
+                            content.size());
+  crypto_generichash_final(&st, out, sizeof out);
   char hex[33];
   sodium_bin2hex(hex, sizeof hex, out, sizeof out);
   return hex;
@@ -165,6 +176,13 @@ FilterSql BuildFilter(const MemoryFilter& f, const std::string& project_id) {
     out.args.push_back(*f.until);
   }
   return out;
+}
+
+// Bumped by every restore (store/backup.h) in PRAGMA user_version.
+Result<int64_t> RestoreGeneration(Connection& c) {
+  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("PRAGMA user_version"));
+  DS_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.Int(0) : 0;
 }
 
 Result<int64_t> ChangeLogHead(Connection& c) {
@@ -395,8 +413,10 @@ Status MemoryService::LoadIndex() {
   std::set<std::string> from_sidecar;
   int64_t head = 0;
   int64_t replay_from = INT64_MAX;
+  int64_t generation = 0;
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
     DS_ASSIGN_OR_RETURN(head, ChangeLogHead(c));
+    DS_ASSIGN_OR_RETURN(generation, RestoreGeneration(c));
     // Large partitions: try their persisted graphs first.
     DS_ASSIGN_OR_RETURN(
         Stmt parts,
@@ -523,6 +543,7 @@ Status MemoryService::LoadIndex() {
     std::lock_guard<std::mutex> lock(sync_mu_);
     // Replay from the oldest graph's position; everything else is current.
     applied_seq_ = std::min(head, replay_from);
+    generation_ = generation;
   }
   return SyncIndex();
 }
@@ -621,8 +642,15 @@ Status MemoryService::SyncIndex() {
     int64_t last = applied_seq_;
     bool gap = false;
     DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+      DS_ASSIGN_OR_RETURN(int64_t generation, RestoreGeneration(c));
       DS_ASSIGN_OR_RETURN(int64_t head, ChangeLogHead(c));
-      if (head <= applied_seq_) return Status::Ok();
+      // A restore replaced the tables under us (or the log went backwards):
+      // replay cannot be trusted.
+      if (generation != generation_ || head < applied_seq_) {
+        gap = true;
+        return Status::Ok();
+      }
+      if (head == applied_seq_) return Status::Ok();
       // Entries we have not applied were pruned: replay cannot be trusted.
       DS_ASSIGN_OR_RETURN(Stmt oldest,
                           c.Prepare("SELECT coalesce(min(seq), 0) FROM memory_changes"));
@@ -709,7 +737,7 @@ Result<MemoryService::Prepared> MemoryService::Prepare(const MemoryInput& input)
     p.redactions += rk.count;
     k = std::move(rk.text);
   }
-  p.hash = ContentHash(p.input.content);
+  p.hash = ContentHash(p.input.content, p.input.file_path);
   return p;
 }
 
@@ -956,6 +984,7 @@ Result<Memory> MemoryService::Update(int64_t id, const MemoryPatch& patch) {
     in.content = patch.content.value_or(cur.content);
     in.keywords = patch.keywords.value_or(cur.keywords);
     in.content_type = patch.content_type.value_or(cur.content_type);
+    in.file_path = cur.file_path;
     DS_ASSIGN_OR_RETURN(Prepared p, Prepare(in));
     auto vecs = embedder_.Embed({EmbeddingText(p.input.content, p.input.keywords)});
     if (vecs.ok() && vecs->size() == 1) {

@@ -121,6 +121,7 @@ class MemoryService {
   std::string sidecar_dir_;
   std::mutex sync_mu_;
   int64_t applied_seq_ = 0;  // the memory_changes position the index reflects
+  int64_t generation_ = 0;   // the restore generation the index was loaded from
 
   // Memories per partition without a current-model vector. While a partition
   // has any, its vector ranking comes from the fallback model (the previous

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -303,34 +304,74 @@ CommandResult RunCli(const std::vector<std::string>& args) {
 }
 
 CommandResult RunCli(const std::vector<std::string>& args, const EnvVars& env, int timeout_ms) {
+  CliOptions options;
+  options.env = env;
+  options.timeout_ms = timeout_ms;
+  return RunCliWith(args, options);
+}
+
+CommandResult RunCliWith(const std::vector<std::string>& args, const CliOptions& options) {
+  // A child that exits before reading all its input must not kill us with
+  // SIGPIPE (the child gets the default disposition back before exec).
+  static const bool sigpipe_ignored = [] {
+    signal(SIGPIPE, SIG_IGN);
+    return true;
+  }();
+  (void)sigpipe_ignored;
   CommandResult r;
   std::vector<std::string> all{DEVSTREAM_BINARY};
   all.insert(all.end(), args.begin(), args.end());
-  std::vector<std::string> envs = BuildEnv(env);
+  std::vector<std::string> envs = BuildEnv(options.env);
   std::vector<char*> argv = Pointers(all), envp = Pointers(envs);
-  int out_pipe[2], err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) return r;
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-    close(out_pipe[0]);
-    close(out_pipe[1]);
+  const char* cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
+  int in_pipe[2], out_pipe[2], err_pipe[2];
+  if (pipe2(in_pipe, O_CLOEXEC) != 0) return r;
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) {
+    close(in_pipe[0]);
+    close(in_pipe[1]);
     return r;
   }
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1]}) close(fd);
+    return r;
+  }
+  auto start = std::chrono::steady_clock::now();
   pid_t pid = fork();
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    signal(SIGPIPE, SIG_DFL);
+    dup2(in_pipe[0], STDIN_FILENO);
     dup2(out_pipe[1], STDOUT_FILENO);
     dup2(err_pipe[1], STDERR_FILENO);
+    if (cwd && chdir(cwd) != 0) _exit(126);
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
+  close(in_pipe[0]);
   close(out_pipe[1]);
   close(err_pipe[1]);
-  // Both pipes at once, so a chatty stderr cannot block the child.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  int in_fd = in_pipe[1];
+  fcntl(in_fd, F_SETFL, fcntl(in_fd, F_GETFL) | O_NONBLOCK);
+  size_t written = 0;
+  int held_fd = -1;  // stdin kept open after the input (close_stdin = false)
+  auto input_done = [&] {
+    if (options.close_stdin) {
+      close(in_fd);
+    } else {
+      held_fd = in_fd;
+    }
+    in_fd = -1;
+  };
+  if (options.input.empty()) input_done();
+  // All pipes at once, so a chatty stderr cannot block the child and a
+  // large input cannot deadlock against a full stdout.
+  auto deadline = start + std::chrono::milliseconds(options.timeout_ms);
   bool timed_out = false;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  pollfd fds[3] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}, {in_fd, POLLOUT, 0}};
   std::string* sinks[2] = {&r.out, &r.err};
   while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+    fds[2].fd = in_fd;
+    fds[2].revents = 0;
     int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                     deadline - std::chrono::steady_clock::now())
                                     .count());
@@ -338,7 +379,7 @@ CommandResult RunCli(const std::vector<std::string>& args, const EnvVars& env, i
       timed_out = true;
       break;
     }
-    int n = poll(fds, 2, left);
+    int n = poll(fds, 3, left);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) continue;
     for (int i = 0; i < 2; ++i) {
@@ -352,16 +393,34 @@ CommandResult RunCli(const std::vector<std::string>& args, const EnvVars& env, i
         fds[i].fd = -1;
       }
     }
+    if (in_fd >= 0 && fds[2].revents != 0) {
+      size_t chunk = std::min<size_t>(options.input.size() - written, 65536);
+      ssize_t put = write(in_fd, options.input.data() + written, chunk);
+      if (put > 0) {
+        written += static_cast<size_t>(put);
+        if (written == options.input.size()) input_done();
+      } else if (put < 0 && (errno == EAGAIN || errno == EINTR)) {
+        // not writable after all; poll again
+      } else {
+        close(in_fd);  // the child stopped reading (EPIPE): the input ends here
+        in_fd = -1;
+      }
+    }
   }
-  for (auto& f : fds) {
-    if (f.fd >= 0) close(f.fd);
+  for (int i = 0; i < 2; ++i) {
+    if (fds[i].fd >= 0) close(fds[i].fd);
   }
+  if (in_fd >= 0) close(in_fd);
   int status = 0;
   if (timed_out) {
     kill(pid, SIGKILL);
-    r.err += "\n[harness: killed after " + std::to_string(timeout_ms) + " ms]";
+    r.err += "\n[harness: killed after " + std::to_string(options.timeout_ms) + " ms]";
   }
   waitpid(pid, &status, 0);
+  if (held_fd >= 0) close(held_fd);
+  r.elapsed_ms = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::steady_clock::now() - start)
+                                       .count());
   r.exit_code = !timed_out && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
@@ -386,7 +445,8 @@ std::string DumpDatabase(const std::string& db_path) {
   sqlite3_stmt* st = nullptr;
   sqlite3_prepare_v2(db,
                      "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE "
-                     "'sqlite_%' AND name NOT LIKE 'memory_fts_%' ORDER BY name",
+                     "'sqlite_%' AND name NOT LIKE 'memory_fts_%'"
+                     " AND name NOT IN ('jobs', 'workers', 'job_schedules') ORDER BY name",
                      -1, &st, nullptr);
   while (sqlite3_step(st) == SQLITE_ROW) {
     tables.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));

@@ -2,8 +2,9 @@
 // ephemeral port, or as a one-shot CLI command) against a temporary SQLite
 // file, and talks HTTP/1.1 to it over loopback with a minimal blocking client.
 // Not thread-safe except Http(), which opens its own connection per call, and
-// RunCli(), which may run in several threads at once (every descriptor the
-// harness opens is close-on-exec, so children never hold another's pipes).
+// RunCli()/RunCliWith(), which may run in several threads at once (every
+// descriptor the harness opens is close-on-exec, so children never hold
+// another's pipes).
 #pragma once
 
 #include <sys/types.h>
@@ -93,6 +94,7 @@ class BackgroundProcess {
 struct CommandResult {
   int exit_code = -1;
   std::string out, err;
+  long elapsed_ms = 0;  // wall time from start to exit
 };
 // Runs `devstream args...` to completion.
 CommandResult RunCli(const std::vector<std::string>& args);
@@ -101,9 +103,24 @@ CommandResult RunCli(const std::vector<std::string>& args);
 CommandResult RunCli(const std::vector<std::string>& args, const EnvVars& env,
                      int timeout_ms = 120000);
 
+// How RunCliWith runs the command.
+struct CliOptions {
+  EnvVars env;
+  std::string input;        // written to the child's stdin
+  bool close_stdin = true;  // false: stdin stays open (no EOF) until the child exits
+  std::string cwd;          // the child's working directory ("" = this process's)
+  int timeout_ms = 120000;  // killed after this (exit_code -1, a note appended to err)
+};
+// Runs `devstream args...` to completion with stdin input (written while
+// stdout and stderr are drained, so large inputs cannot deadlock; a child
+// that stops reading early just ends the input).
+CommandResult RunCliWith(const std::vector<std::string>& args, const CliOptions& options);
+
 // A fresh temporary directory.
 std::string TempDir();
 // Every row of every table, in a stable order: equal dumps mean equal data.
+// Leaves out the task engine's own bookkeeping (jobs, workers,
+// job_schedules), which an embedded worker changes on its own schedule.
 std::string DumpDatabase(const std::string& db_path);
 // The rows of one read-only query (NULL as "NULL"); a single row holding
 // "<error: …>" when the query fails.
