@@ -13,9 +13,11 @@
 #include "app/mcp_command.h"
 #include "app/serve.h"
 #include "app/store_open.h"
+#include "core/clock.h"
 #include "engine/job_handlers.h"
 #include "engine/worker.h"
 #include "memory/codec.h"
+#include "store/backup.h"
 #include "store/migrations.h"
 #include "tasks/codec.h"
 
@@ -399,6 +401,129 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
         std::cout << status << " (HTTP " << answer->first << ")\n";
       }
       return status == "healthy" || status == "degraded" ? 0 : kExitFailure;
+    };
+  });
+
+  static std::string backup_dir, backup_file;
+  static int prune_keep = -1, prune_days = -1;
+  auto* backup = app.add_subcommand("backup", "Online backups of the database");
+  backup->require_subcommand(1);
+  auto dir_of = [&](const Settings& s) {
+    return backup_dir.empty() ? s.engine.backup_dir : backup_dir;
+  };
+  auto* b_create = backup->add_subcommand(
+      "create", "A consistent online copy (SQLite backup API), checked with integrity_check");
+  b_create->add_option("--dir", backup_dir, "Where (default: backup.dir, else <database>.backups)");
+  AddDbOption(b_create, ctx);
+  b_create->callback([&, dir_of] {
+    action = [&, dir_of] {
+      auto settings = ctx.LoadSettings();
+      if (!settings.ok()) return Fail(settings.status());
+      std::string live =
+          settings->database_path.empty() ? DefaultDatabasePath() : settings->database_path;
+      if (!std::filesystem::exists(live)) {
+        return Fail(Status::NotFound("no database at " + live));
+      }
+      std::string dest =
+          dir_of(*settings) + "/devstream-" + FormatTimestamp(NowMillis()).substr(0, 19) + ".db";
+      std::replace(dest.end() - 22, dest.end(), ':', '-');
+      auto info = OnlineBackup(live, dest);
+      if (!info.ok()) return Fail(info.status());
+      ctx.out.Object(
+          json::object{{"path", info->path}, {"bytes", info->bytes}, {"verified", true}});
+      return 0;
+    };
+  });
+  auto* b_list = backup->add_subcommand("list", "Backups in the backup directory, newest first");
+  b_list->add_option("--dir", backup_dir, "Where (default: backup.dir)");
+  AddDbOption(b_list, ctx);
+  b_list->callback([&, dir_of] {
+    action = [&, dir_of] {
+      auto settings = ctx.LoadSettings();
+      if (!settings.ok()) return Fail(settings.status());
+      json::array items;
+      for (const auto& f : ListBackups(dir_of(*settings))) {
+        items.push_back(json::object{{"path", f.path},
+                                     {"bytes", f.bytes},
+                                     {"modified_at", FormatTimestamp(f.modified_unix_ms)}});
+      }
+      ctx.out.List(items, {"path", "bytes", "modified_at"});
+      return 0;
+    };
+  });
+  auto* b_verify = backup->add_subcommand("verify", "integrity_check and schema of a backup file");
+  b_verify->add_option("file", backup_file, "The backup")->required();
+  b_verify->callback([&] {
+    action = [&] {
+      auto info = VerifyBackup(backup_file, EmbeddedMigrations().back().version);
+      if (!info.ok()) {
+        std::cerr << "devstream: error: " << info.status().message() << "\n";
+        return kExitFailure;
+      }
+      ctx.out.Message(backup_file + " is a valid backup (" + std::to_string(info->bytes) +
+                      " bytes)");
+      return 0;
+    };
+  });
+  auto* b_prune = backup->add_subcommand(
+      "prune", "Delete devstream-*.db backups older than --days, keeping the newest --keep");
+  b_prune->add_option("--dir", backup_dir, "Where (default: backup.dir)");
+  b_prune->add_option("--keep", prune_keep, "Newest kept whatever their age (default backup.keep)")
+      ->check(CLI::Range(0, 100000));
+  b_prune->add_option("--days", prune_days, "Age in days beyond which (default backup.keep_days)")
+      ->check(CLI::Range(0, 36500));
+  AddDbOption(b_prune, ctx);
+  b_prune->callback([&, dir_of] {
+    action = [&, dir_of] {
+      auto settings = ctx.LoadSettings();
+      if (!settings.ok()) return Fail(settings.status());
+      int keep = prune_keep >= 0 ? prune_keep : settings->engine.backup_keep;
+      int days = prune_days >= 0 ? prune_days : settings->engine.backup_keep_days;
+      auto gone = PruneBackups(dir_of(*settings), keep, days);
+      ctx.out.Message("pruned " + std::to_string(gone.size()) + " backup(s)");
+      return 0;
+    };
+  });
+
+  auto* restore = app.add_subcommand(
+      "restore",
+      "Restore a backup into the database (verified first; the current content is backed up)");
+  restore->add_option("file", backup_file, "The backup to restore")->required();
+  AddDbOption(restore, ctx);
+  restore->callback([&] {
+    action = [&] {
+      auto settings = ctx.LoadSettings();
+      if (!settings.ok()) return Fail(settings.status());
+      int max_version = EmbeddedMigrations().back().version;
+      auto verified = VerifyBackup(backup_file, max_version);
+      if (!verified.ok()) {
+        std::cerr << "devstream: error: refusing to restore: " << verified.status().message()
+                  << "\n";
+        return kExitFailure;
+      }
+      std::string live =
+          settings->database_path.empty() ? DefaultDatabasePath() : settings->database_path;
+      std::string safety;
+      if (std::filesystem::exists(live)) {
+        safety = settings->engine.backup_dir + "/devstream-pre-restore-" +
+                 FormatTimestamp(NowMillis()).substr(0, 19) + ".db";
+        std::replace(safety.end() - 22, safety.end(), ':', '-');
+        auto copy = OnlineBackup(live, safety);
+        if (!copy.ok()) {
+          std::cerr << "devstream: error: could not back up the current database first: "
+                    << copy.status().message() << "\n";
+          return kExitFailure;
+        }
+      }
+      if (Status st = RestoreInto(backup_file, live, max_version); !st.ok()) return Fail(st);
+      // The HNSW sidecars describe the replaced content.
+      std::error_code ec;
+      std::filesystem::remove_all(live + ".index", ec);
+      ctx.out.Object(json::object{
+          {"restored", backup_file},
+          {"database", live},
+          {"previous_content", safety.empty() ? json::value(nullptr) : json::value(safety)}});
+      return 0;
     };
   });
 

@@ -162,8 +162,13 @@ const std::vector<ConfigKeySpec>& SettingsSchema() {
           {"DEVSTREAM_SCHEDULE"}),
       Key("backup.dir", T::kString, "", "Backup directory (empty: <database>.backups)",
           {"DEVSTREAM_BACKUP_DIR"}),
-      Range(Key("backup.keep", T::kInt, "7", "Scheduled backups kept", {"DEVSTREAM_BACKUP_KEEP"}),
-            1, 1000),
+      Range(
+          Key("backup.keep", T::kInt, "7", "Newest backups always kept", {"DEVSTREAM_BACKUP_KEEP"}),
+          1, 1000),
+      Range(Key("backup.keep_days", T::kInt, "30",
+                "Backups older than this (beyond the newest backup.keep) are pruned",
+                {"DEVSTREAM_BACKUP_KEEP_DAYS"}),
+            1, 36500),
       Range(Key("retention.max_age_days", T::kInt, "180",
                 "Memories neither created nor retrieved for this long may be archived",
                 {"DEVSTREAM_RETENTION_DAYS"}),
@@ -293,6 +298,7 @@ Result<Settings> LoadSettings(const SettingsOptions& o) {
   s.engine.backup_dir =
       c.String("backup.dir").empty() ? db_path + ".backups" : c.String("backup.dir");
   s.engine.backup_keep = static_cast<int>(c.Int("backup.keep"));
+  s.engine.backup_keep_days = static_cast<int>(c.Int("backup.keep_days"));
   s.engine.retention.max_age_days = static_cast<int>(c.Int("retention.max_age_days"));
   s.engine.retention.max_relevance = c.Double("retention.max_relevance");
   s.mcp_allowed_origins = c.List("mcp.allowed_origins");

@@ -20,22 +20,6 @@ Status RunEmbed(memory::MemoryService& memory, JobContext& ctx) {
   return Status::Ok();
 }
 
-// Scheduled backups are named devstream-<job id>.db; job ids sort by time,
-// so the oldest beyond `keep` are the first in name order.
-void PruneBackups(const std::string& dir, int keep) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  std::vector<fs::path> copies;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    std::string name = e.path().filename().string();
-    if (name.rfind("devstream-job_", 0) == 0 && e.path().extension() == ".db") {
-      copies.push_back(e.path());
-    }
-  }
-  std::sort(copies.begin(), copies.end());
-  for (size_t i = 0; i + keep < copies.size(); ++i) fs::remove(copies[i], ec);
-}
-
 }  // namespace
 
 const std::vector<std::string>& StandardJobKinds() {
@@ -94,7 +78,12 @@ void RegisterJobHandlers(Worker& worker, EngineServices& sv) {
     if (!info.ok()) return info.status();
     LogInfo("backup written to " + info->path,
             {{"job_id", ctx.job.id}, {"path", info->path}, {"bytes", info->bytes}});
-    if (scheduled) PruneBackups(sv.settings.backup_dir, sv.settings.backup_keep);
+    if (scheduled) {
+      for (const auto& gone : PruneBackups(sv.settings.backup_dir, sv.settings.backup_keep,
+                                           sv.settings.backup_keep_days)) {
+        LogInfo("old backup pruned", {{"path", gone}});
+      }
+    }
     return Status::Ok();
   });
 

@@ -32,8 +32,9 @@
 namespace ds::engine {
 
 struct EngineSettings {
-  std::string backup_dir;  // default: "<database path>.backups"
-  int backup_keep = 7;
+  std::string backup_dir;     // default: "<database path>.backups"
+  int backup_keep = 7;        // newest backups always kept
+  int backup_keep_days = 30;  // older ones beyond those are deleted
   memory::RetentionPolicy retention;
   int64_t keep_finished_jobs_ms = 7LL * 86'400'000;
 };

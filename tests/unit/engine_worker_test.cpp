@@ -385,6 +385,7 @@ class JobHandlersTest : public ::testing::Test {
     EngineSettings settings;
     settings.backup_dir = dir_ + "/backups";
     settings.backup_keep = 2;
+    settings.backup_keep_days = 0;  // beyond the newest two, any age goes
     settings.retention.max_age_days = 30;
     settings.retention.max_relevance = 0.3;
     engine_ = std::make_unique<EngineServices>(
