@@ -14,6 +14,7 @@ namespace {
 // A worker heartbeats every 5 s at most; three missed beats mean it is gone.
 constexpr int64_t kWorkerFreshMs = 15'000;
 constexpr auto kProbeEvery = std::chrono::seconds(30);
+constexpr int kWriteCheckTimeoutMs = 1000;
 constexpr uint64_t kDiskDegradedBytes = 1ULL << 30;
 constexpr uint64_t kDiskUnhealthyBytes = 100ULL << 20;
 
@@ -48,9 +49,15 @@ json::object HealthCheck::CheckDatabase() {
     DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT count(*) FROM schema_migrations"));
     return s.Step().status();
   });
-  // An empty write transaction takes the write lock: a read-only file or a
-  // lock held past the busy timeout shows here.
-  if (st.ok()) st = db_.Write([](Connection&) { return Status::Ok(); });
+  // An empty write transaction on a connection of its own (not queued behind
+  // this process's writer) takes the write lock: a read-only file, or a lock
+  // held for over a second, shows here.
+  if (st.ok()) {
+    Connection::Options o;
+    o.busy_timeout_ms = kWriteCheckTimeoutMs;
+    auto probe = Connection::Open(db_.path(), o);
+    st = probe.ok() ? (*probe)->Exec("BEGIN IMMEDIATE; ROLLBACK") : probe.status();
+  }
   json::object out = Component(st.ok() ? "healthy" : "unhealthy", t);
   if (!st.ok()) out["error"] = st.message();
   return out;

@@ -565,7 +565,8 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
     action = [&] {
       auto settings = ctx.LoadSettings();
       if (!settings.ok()) return Fail(settings.status());
-      int pending = 0;
+      // Like serve: a database that does not exist yet has every migration pending.
+      int pending = static_cast<int>(EmbeddedMigrations().size());
       std::string path =
           settings->database_path.empty() ? DefaultDatabasePath() : settings->database_path;
       if (std::filesystem::exists(path)) {

@@ -59,8 +59,8 @@ class Config {
   std::string Origin(const std::string& key) const;
   bool Has(const std::string& key) const { return values_.count(key) > 0; }
 
-  // Every key: {"value", "source", "origin"}; secrets as "[REDACTED]" (or
-  // null when unset).
+  // Every key: {"value", "source", "origin"}; a set secret as "[REDACTED]"
+  // (an unset one shows its empty value).
   json::object Show() const;
   // DEVSTREAM_* variables that no key reads (except `client_vars`), for warnings.
   std::vector<std::string> UnknownEnvironment(const std::vector<std::string>& client_vars) const;
