@@ -29,6 +29,7 @@ struct Request {
   std::string body;
   std::string request_id;  // client's X-Request-Id if sane, else generated
   std::string remote_addr;
+  std::string client_addr;  // the real client (RequestGuard: X-Forwarded-For from trusted proxies)
   std::map<std::string, std::string> params;  // path parameters filled by the Router
   std::string route;  // the matched pattern ("/api/v1/tasks/{id}"), "" when none matched
 

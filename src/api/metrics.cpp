@@ -230,7 +230,7 @@ std::string Metrics::Scrape() {
 
 void RegisterMetricsRoute(Router& router, Metrics& metrics, std::vector<std::string> allowed) {
   router.Add("GET", "/metrics", [&metrics, allowed](Request& req) -> Response {
-    if (std::find(allowed.begin(), allowed.end(), req.remote_addr) == allowed.end()) {
+    if (std::find(allowed.begin(), allowed.end(), req.client_addr) == allowed.end()) {
       return ProblemResponse(
           Status::Forbidden("/metrics is restricted to the addresses in metrics.allowed_addresses"),
           req);

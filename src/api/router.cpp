@@ -64,6 +64,10 @@ void Router::Add(std::string method, std::string pattern, Handler h) {
 }
 
 Response Router::Dispatch(Request& req) const {
+  if (req.client_addr.empty()) req.client_addr = req.remote_addr;
+  if (guard_) {
+    if (auto refused = guard_(req)) return std::move(*refused);
+  }
   const std::vector<std::string_view> parts = SplitPath(req.path);
 
   // Every route whose pattern matches the path, whatever its method.

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,8 +31,14 @@ class Router {
 
   // Fills req.params from the matched pattern and runs its handler.
   Response Dispatch(Request& req) const;
+  // Runs before every dispatch; a returned response answers the request
+  // instead of the route (rate limits, host checks). Set before serving.
+  void SetGuard(std::function<std::optional<Response>(Request&)> guard) {
+    guard_ = std::move(guard);
+  }
 
  private:
+  std::function<std::optional<Response>(Request&)> guard_;
   struct Segment {
     std::string text;  // literal text, or the parameter's name
     bool param = false;

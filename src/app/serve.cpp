@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "api/engine_routes.h"
+#include "api/guard.h"
 #include "api/health.h"
 #include "api/hook_routes.h"
 #include "api/http_server.h"
@@ -153,6 +154,8 @@ int RunServe(const Settings& settings) {
   sv.memory->SetSearchListener(
       [&metrics](const memory::SearchResult& r) { metrics.ObserveSearch(r); });
   api::RegisterMetricsRoute(router, metrics, settings.metrics_allowed);
+  api::RequestGuard guard(settings.guard);
+  router.SetGuard([&guard](api::Request& req) { return guard.Admit(req); });
   hooks::HookHandler hook_handler(hooks::HookServices{*sv.tasks, *sv.memory, *sv.sessions, *sv.db});
   api::RegisterHookRoutes(router, hook_handler);
   mcp::ToolServices tool_services{*sv.tasks, *sv.memory, *sv.workflow};
@@ -184,7 +187,7 @@ int RunServe(const Settings& settings) {
                           {"status", res.status},
                           {"bytes", res.body.size()},
                           {"duration_ms", JsonNumber(std::round(ms * 1000) / 1000)},
-                          {"remote", req.remote_addr}});
+                          {"remote", req.client_addr.empty() ? req.remote_addr : req.client_addr}});
     }
   };
   api::HttpServer server(sopts, router);

@@ -177,6 +177,18 @@ const std::vector<ConfigKeySpec>& SettingsSchema() {
                 "Only memories scored at most this are archived (new ones score 0.5)",
                 {"DEVSTREAM_RETENTION_MAX_RELEVANCE"}),
             0, 1),
+      Key("security.trusted_proxies", T::kList, "",
+          "Peer addresses whose X-Forwarded-For is believed (e.g. nginx)",
+          {"DEVSTREAM_TRUSTED_PROXIES"}),
+      Key("security.allowed_hosts", T::kList, "",
+          "Host header values served (empty: any); others get 400", {"DEVSTREAM_ALLOWED_HOSTS"}),
+      Range(Key("security.rate_limit_per_minute", T::kInt, "0",
+                "Requests per minute per client address (0: no limit)",
+                {"DEVSTREAM_RATE_LIMIT_PER_MINUTE"}),
+            0, 1000000),
+      Range(Key("security.rate_limit_burst", T::kInt, "100",
+                "Requests a client may make at once before the rate applies"),
+            1, 1000000),
       Key("metrics.allowed_addresses", T::kList, "127.0.0.1,::1",
           "Client addresses allowed to read /metrics", {"DEVSTREAM_METRICS_ALLOWED"}),
       Key("mcp.allowed_origins", T::kList, "",
@@ -303,6 +315,10 @@ Result<Settings> LoadSettings(const SettingsOptions& o) {
   s.engine.retention.max_relevance = c.Double("retention.max_relevance");
   s.mcp_allowed_origins = c.List("mcp.allowed_origins");
   s.metrics_allowed = c.List("metrics.allowed_addresses");
+  s.guard.trusted_proxies = c.List("security.trusted_proxies");
+  s.guard.allowed_hosts = c.List("security.allowed_hosts");
+  s.guard.rate_per_minute = static_cast<int>(c.Int("security.rate_limit_per_minute"));
+  s.guard.burst = static_cast<int>(c.Int("security.rate_limit_burst"));
   return s;
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "api/guard.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/status.h"
@@ -67,6 +68,7 @@ struct Settings {
   engine::EngineSettings engine;
   std::vector<std::string> mcp_allowed_origins;
   std::vector<std::string> metrics_allowed;
+  api::GuardOptions guard;
 };
 
 // InvalidArgument naming the key, value, source and what is allowed.

@@ -136,7 +136,10 @@ HttpResult Http(int port, const std::string& method, const std::string& target,
                 const std::string& body,
                 const std::vector<std::pair<std::string, std::string>>& headers,
                 bool json_content_type) {
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  bool own_host = false;  // a caller's Host replaces the default
+  for (const auto& [k, v] : headers) own_host |= k == "Host" || k == "host";
+  std::string req = method + " " + target + " HTTP/1.1\r\n" +
+                    (own_host ? "" : "Host: 127.0.0.1\r\n") + "Connection: close\r\n";
   if (!body.empty() && json_content_type) req += "Content-Type: application/json\r\n";
   for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
   if (!body.empty() || method == "POST" || method == "PATCH") {

@@ -376,3 +376,51 @@ TEST_F(OperationsTest, BackupDuringWritesRestoresConsistently) {
 
 }  // namespace
 }  // namespace ds::itest
+
+namespace ds::itest {
+namespace {
+
+TEST_F(OperationsTest, RateLimitsHostsAndTrustedProxies) {
+  std::string cfg = dir_ + "/guard.yml";
+  std::ofstream(cfg) << "security:\n  rate_limit_per_minute: 60\n  rate_limit_burst: 3\n"
+                        "  trusted_proxies: [127.0.0.1]\n"
+                        "metrics:\n  allowed_addresses: [10.9.9.9]\n";
+  ServerProcess server(dir_ + "/guard.db", {"--config", cfg});
+  ASSERT_TRUE(server.Start());
+  auto as = [&](const std::string& client, const std::string& target) {
+    return Http(server.port(), "GET", target, "", {{"X-Forwarded-For", "203.0.113.7, " + client}});
+  };
+  // Three at once, then 429 with Retry-After, per client.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(as("198.51.100.1", "/version").status, 200) << i;
+  auto limited = as("198.51.100.1", "/version");
+  EXPECT_EQ(limited.status, 429);
+  EXPECT_NE(limited.Header("content-type").find("application/problem+json"), std::string::npos);
+  EXPECT_GE(std::stoi(limited.Header("retry-after")), 1);
+  EXPECT_EQ(as("198.51.100.2", "/version").status, 200) << "another client has its own bucket";
+  // Health checks are never limited.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(as("198.51.100.1", "/health/live").status, 200);
+  // The proxy is trusted: /metrics sees the forwarded client.
+  EXPECT_EQ(as("10.9.9.9", "/metrics").status, 200);
+  EXPECT_EQ(as("10.9.9.8", "/metrics").status, 403);
+  ASSERT_EQ(server.Stop(), 0);
+
+  // Not trusted: X-Forwarded-For is ignored, the peer (127.0.0.1) is the client.
+  std::string open_cfg = dir_ + "/untrusted.yml";
+  std::ofstream(open_cfg) << "metrics:\n  allowed_addresses: [10.9.9.9]\n"
+                             "security:\n  allowed_hosts: [devstream.example]\n";
+  ServerProcess plain(dir_ + "/guard.db", {"--config", open_cfg});
+  ASSERT_TRUE(plain.Start());
+  auto spoofed = Http(plain.port(), "GET", "/metrics", "",
+                      {{"X-Forwarded-For", "10.9.9.9"}, {"Host", "devstream.example"}});
+  EXPECT_EQ(spoofed.status, 403) << "an untrusted peer must not choose its address";
+  // Allowed hosts: the Host header decides (port ignored).
+  EXPECT_EQ(Http(plain.port(), "GET", "/version", "", {{"Host", "devstream.example:8443"}}).status,
+            200);
+  auto wrong = Http(plain.port(), "GET", "/version", "", {{"Host", "evil.example"}});
+  EXPECT_EQ(wrong.status, 400);
+  EXPECT_NE(wrong.body.find("not served here"), std::string::npos) << wrong.body;
+  ASSERT_EQ(plain.Stop(), 0);
+}
+
+}  // namespace
+}  // namespace ds::itest
