@@ -11,8 +11,6 @@
 namespace ds::api {
 namespace {
 
-// A worker heartbeats every 5 s at most; three missed beats mean it is gone.
-constexpr int64_t kWorkerFreshMs = 15'000;
 constexpr auto kProbeEvery = std::chrono::seconds(30);
 constexpr int kWriteCheckTimeoutMs = 1000;
 constexpr uint64_t kDiskDegradedBytes = 1ULL << 30;
@@ -91,14 +89,14 @@ json::object HealthCheck::CheckMemory() {
 
 json::object HealthCheck::CheckTasks() {
   Timer t;
-  auto live = engine::LiveWorkers(db_, kWorkerFreshMs);
+  auto live = engine::LiveWorkers(db_, engine::kWorkerFreshMs);
   json::object out = Component(live.ok() && *live > 0 ? "healthy" : "degraded", t);
   out["workers"] = live.ok() ? *live : 0;
   if (!live.ok()) {
     out["error"] = live.status().message();
   } else if (*live == 0) {
     out["error"] = "no task-engine worker has sent a heartbeat in the last " +
-                   std::to_string(kWorkerFreshMs / 1000) + " s";
+                   std::to_string(engine::kWorkerFreshMs / 1000) + " s";
   }
   return out;
 }

@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "core/clock.h"
+#include "engine/worker.h"
 
 namespace ds::api {
 namespace {
@@ -176,7 +177,7 @@ void Metrics::Impl::Refresh() {
     queue_age.Set(age);
     DS_ASSIGN_OR_RETURN(Stmt w, c.Prepare("SELECT count(*) FILTER (WHERE heartbeat_at >= ?),"
                                           " max(heartbeat_at) FROM workers"));
-    w.Bind(1, FormatTimestamp(NowMillis() - 15'000));
+    w.Bind(1, FormatTimestamp(NowMillis() - engine::kWorkerFreshMs));
     DS_ASSIGN_OR_RETURN(bool wrow, w.Step());
     if (wrow) {
       workers_live.Set(static_cast<double>(w.Int(0)));

@@ -1,8 +1,6 @@
 // CLI commands of the task engine: claiming tasks with leases, the job queue,
 // work sessions and the worker process. Thin: flags become the same JSON
 // bodies REST decodes.
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <iostream>
 
@@ -14,6 +12,7 @@
 #include "app/serve.h"
 #include "app/store_open.h"
 #include "core/clock.h"
+#include "core/http_client.h"
 #include "engine/job_handlers.h"
 #include "engine/worker.h"
 #include "memory/codec.h"
@@ -24,30 +23,22 @@
 namespace ds::app {
 namespace {
 
-size_t AppendBody(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
+// "<dir>/<prefix>2026-11-26T07-55-46.db": the time to the second, with '-'
+// for ':' so the name is valid everywhere.
+std::string StampedBackupPath(const std::string& dir, const std::string& prefix) {
+  std::string stamp = FormatTimestamp(NowMillis()).substr(0, 19);
+  std::replace(stamp.begin(), stamp.end(), ':', '-');
+  return dir + "/" + prefix + stamp + ".db";
 }
 
 // GET url: (HTTP status, body); Unavailable when nothing answers.
 Result<std::pair<long, std::string>> HttpGet(const std::string& url, long timeout_ms) {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  CURL* curl = curl_easy_init();
-  if (!curl) return Status::Internal("curl_easy_init failed");
-  std::string body;
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  CURLcode rc = curl_easy_perform(curl);
-  long status = 0;
-  if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(curl);
-  if (rc != CURLE_OK) {
-    return Status::Unavailable(url + " did not answer: " + curl_easy_strerror(rc));
-  }
-  return std::make_pair(status, body);
+  HttpCall call;
+  call.url = url;
+  call.timeout_ms = timeout_ms;
+  HttpReply r = HttpRequest(call);
+  if (!r.error.empty()) return Status::Unavailable(url + " did not answer: " + r.error);
+  return std::make_pair(r.status, std::move(r.body));
 }
 
 // `task claim` exits with this when no task is ready (scripts loop on it).
@@ -419,15 +410,11 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
     action = [&, dir_of] {
       auto settings = ctx.LoadSettings();
       if (!settings.ok()) return Fail(settings.status());
-      std::string live =
-          settings->database_path.empty() ? DefaultDatabasePath() : settings->database_path;
+      const std::string& live = settings->database_path;
       if (!std::filesystem::exists(live)) {
         return Fail(Status::NotFound("no database at " + live));
       }
-      std::string dest =
-          dir_of(*settings) + "/devstream-" + FormatTimestamp(NowMillis()).substr(0, 19) + ".db";
-      std::replace(dest.end() - 22, dest.end(), ':', '-');
-      auto info = OnlineBackup(live, dest);
+      auto info = OnlineBackup(live, StampedBackupPath(dir_of(*settings), "devstream-"));
       if (!info.ok()) return Fail(info.status());
       ctx.out.Object(
           json::object{{"path", info->path}, {"bytes", info->bytes}, {"verified", true}});
@@ -501,13 +488,10 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
                   << "\n";
         return kExitFailure;
       }
-      std::string live =
-          settings->database_path.empty() ? DefaultDatabasePath() : settings->database_path;
+      const std::string& live = settings->database_path;
       std::string safety;
       if (std::filesystem::exists(live)) {
-        safety = settings->engine.backup_dir + "/devstream-pre-restore-" +
-                 FormatTimestamp(NowMillis()).substr(0, 19) + ".db";
-        std::replace(safety.end() - 22, safety.end(), ':', '-');
+        safety = StampedBackupPath(settings->engine.backup_dir, "devstream-pre-restore-");
         auto copy = OnlineBackup(live, safety);
         if (!copy.ok()) {
           std::cerr << "devstream: error: could not back up the current database first: "
@@ -565,21 +549,12 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
     action = [&] {
       auto settings = ctx.LoadSettings();
       if (!settings.ok()) return Fail(settings.status());
-      // Like serve: a database that does not exist yet has every migration pending.
-      int pending = static_cast<int>(EmbeddedMigrations().size());
-      std::string path =
-          settings->database_path.empty() ? DefaultDatabasePath() : settings->database_path;
-      if (std::filesystem::exists(path)) {
-        auto db = OpenDatabase(path, 1);
-        if (!db.ok()) return Fail(db.status());
-        auto p = Migrator(**db).Pending();
-        if (!p.ok()) return Fail(p.status());
-        pending = *p;
-      }
+      auto pending = PendingMigrations(settings->database_path);  // like serve
+      if (!pending.ok()) return Fail(pending.status());
       for (const auto& name : settings->config.UnknownEnvironment(ClientEnvironmentVariables())) {
         std::cerr << "devstream: warning: " << name << " is set but no setting reads it\n";
       }
-      auto refusals = ProductionRefusals(*settings, pending);
+      auto refusals = ProductionRefusals(*settings, *pending);
       for (const auto& r : refusals) std::cerr << "devstream: error: " << r << "\n";
       if (!refusals.empty()) return kExitFailure;
       ctx.out.Message("settings ok (" + settings->environment +

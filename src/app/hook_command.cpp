@@ -1,7 +1,5 @@
 #include "app/hook_command.h"
 
-#include <curl/curl.h>
-
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -15,6 +13,7 @@
 
 #include "app/services.h"
 #include "core/clock.h"
+#include "core/http_client.h"
 #include "hooks/hook_handler.h"
 
 namespace ds::app {
@@ -50,46 +49,27 @@ void Log(const std::string& event, const std::string& message) {
   LogHookFailure(event, message);
 }
 
-size_t Append(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
 enum class RelayOutcome { kAnswered, kUnreachable, kFailed };
 
 // POSTs the request to the server; kUnreachable when nothing listens there.
 RelayOutcome Relay(const std::string& base_url, const hooks::HookRequest& request,
                    int64_t timeout_ms, std::optional<json::object>* output, std::string* error) {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  CURL* curl = curl_easy_init();
-  if (!curl) {
-    *error = "curl_easy_init failed";
+  HttpCall call;
+  call.method = "POST";
+  call.url = base_url + "/api/v1/hooks/" + request.event;
+  call.body = ToJsonString(hooks::ToJson(request));
+  call.headers = {"Content-Type: application/json"};
+  call.connect_timeout_ms = 300;
+  call.timeout_ms = static_cast<long>(std::max<int64_t>(100, timeout_ms));
+  HttpReply r = HttpRequest(call);
+  const std::string& reply = r.body;
+  long status = r.status;
+  if (r.unreachable) {
+    *error = r.error;
     return RelayOutcome::kUnreachable;
   }
-  std::string url = base_url + "/api/v1/hooks/" + request.event;
-  std::string body = ToJsonString(hooks::ToJson(request));
-  std::string reply;
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 300L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<int64_t>(100, timeout_ms)));
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
-  CURLcode rc = curl_easy_perform(curl);
-  long status = 0;
-  if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
-    *error = curl_easy_strerror(rc);
-    return RelayOutcome::kUnreachable;
-  }
-  if (rc != CURLE_OK) {
-    *error = std::string("server ") + base_url + ": " + curl_easy_strerror(rc);
+  if (!r.error.empty()) {
+    *error = "server " + base_url + ": " + r.error;
     return RelayOutcome::kFailed;
   }
   // Something else listens there, or a server without the hook route, or

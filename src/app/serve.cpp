@@ -58,17 +58,9 @@ int RunServe(const Settings& settings) {
 
   // Production never migrates on start, and refuses unsafe settings.
   {
-    std::string path =
-        settings.database_path.empty() ? DefaultDatabasePath() : settings.database_path;
-    int pending = static_cast<int>(EmbeddedMigrations().size());
-    if (std::filesystem::exists(path)) {  // a refused start creates no file
-      auto raw = OpenDatabase(path, 1);
-      if (!raw.ok()) return Error(raw.status());
-      auto counted = Migrator(**raw).Pending();
-      if (!counted.ok()) return Error(counted.status());
-      pending = *counted;
-    }
-    auto refusals = ProductionRefusals(settings, pending);
+    auto pending = PendingMigrations(settings.database_path);  // creates no file
+    if (!pending.ok()) return Error(pending.status());
+    auto refusals = ProductionRefusals(settings, *pending);
     if (!refusals.empty()) {
       for (const auto& r : refusals) LogError("refusing to start: " + r);
       return 1;

@@ -247,7 +247,8 @@ Result<Settings> LoadSettings(const SettingsOptions& o) {
   const Config& c = s.config;
   s.environment = c.String("environment");
   s.config_file = sources.file.value_or("");
-  s.database_path = c.String("database.path");
+  s.database_path =
+      c.String("database.path").empty() ? DefaultDatabasePath() : c.String("database.path");
   s.reader_pool = static_cast<int>(c.Int("database.reader_pool"));
   s.busy_timeout_ms = static_cast<int>(c.Int("database.busy_timeout_ms"));
   s.host = c.String("server.host");
@@ -306,9 +307,8 @@ Result<Settings> LoadSettings(const SettingsOptions& o) {
         .WithDetail("field", "worker.heartbeat_ms");
   }
   DS_ASSIGN_OR_RETURN(s.schedules, engine::DefaultSchedules(c.String("worker.schedule")));
-  std::string db_path = s.database_path.empty() ? DefaultDatabasePath() : s.database_path;
   s.engine.backup_dir =
-      c.String("backup.dir").empty() ? db_path + ".backups" : c.String("backup.dir");
+      c.String("backup.dir").empty() ? s.database_path + ".backups" : c.String("backup.dir");
   s.engine.backup_keep = static_cast<int>(c.Int("backup.keep"));
   s.engine.backup_keep_days = static_cast<int>(c.Int("backup.keep_days"));
   s.engine.retention.max_age_days = static_cast<int>(c.Int("retention.max_age_days"));

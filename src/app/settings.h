@@ -43,7 +43,7 @@ struct Settings {
   std::string environment;  // development | staging | production
   std::string config_file;  // "" when none was read
 
-  std::string database_path;  // "" = DefaultDatabasePath()
+  std::string database_path;  // database.path, else DefaultDatabasePath()
   int reader_pool = 10;
   int busy_timeout_ms = 5000;
 

@@ -1,5 +1,7 @@
 #include "app/store_open.h"
 
+#include <filesystem>
+
 #include "store/migrations.h"
 
 namespace ds::app {
@@ -19,6 +21,13 @@ Result<std::unique_ptr<Database>> OpenMigratedDatabase(const std::string& path, 
   auto applied = m.Up();
   if (!applied.ok()) return applied.status();
   return db;
+}
+
+Result<int> PendingMigrations(const std::string& path) {
+  std::string p = path.empty() ? DefaultDatabasePath() : path;
+  if (!std::filesystem::exists(p)) return static_cast<int>(EmbeddedMigrations().size());
+  DS_ASSIGN_OR_RETURN(auto db, OpenDatabase(p, 1));
+  return Migrator(*db).Pending();
 }
 
 }  // namespace ds::app

@@ -13,6 +13,9 @@ namespace ds::app {
 
 Result<std::unique_ptr<Database>> OpenMigratedDatabase(const std::string& path, int reader_pool = 4,
                                                        int busy_timeout_ms = 5000);
+// Unapplied migrations of the database at `path` (default path when empty),
+// without creating it: a file that does not exist yet has them all pending.
+Result<int> PendingMigrations(const std::string& path);
 // Opens without migrating (for `devstream migrate`).
 Result<std::unique_ptr<Database>> OpenDatabase(const std::string& path, int reader_pool = 4,
                                                int busy_timeout_ms = 5000);

@@ -102,6 +102,10 @@ class Worker {
 // Removes the rows of workers silent for `silent_ms` (crashed, never
 // deregistered). Returns how many.
 Result<int64_t> PruneDeadWorkers(Database& db, int64_t silent_ms);
+// A worker heartbeats every 5 s at most; silent for three beats, it is gone
+// (/health and /metrics count live workers by this).
+inline constexpr int64_t kWorkerFreshMs = 15'000;
+
 // Workers with a heartbeat newer than `fresh_ms` (for /health).
 Result<int64_t> LiveWorkers(Database& db, int64_t fresh_ms);
 

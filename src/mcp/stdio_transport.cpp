@@ -1,8 +1,8 @@
 #include "mcp/stdio_transport.h"
 
-#include <curl/curl.h>
-
 #include <iostream>
+
+#include "core/http_client.h"
 
 namespace ds::mcp {
 namespace {
@@ -35,78 +35,31 @@ void WriteMessage(std::ostream& out, const std::string& text) {
   out.flush();
 }
 
-size_t Append(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
 struct RelayState {
   std::string session_id, protocol_version;
 };
 
-size_t CaptureHeader(char* data, size_t size, size_t n, void* user) {
-  std::string line(data, size * n);
-  auto* state = static_cast<RelayState*>(user);
-  auto colon = line.find(':');
-  if (colon != std::string::npos) {
-    std::string name = line.substr(0, colon);
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (name == "mcp-session-id") {
-      std::string v = line.substr(colon + 1);
-      v.erase(0, v.find_first_not_of(" \t"));
-      v.erase(v.find_last_not_of(" \t\r\n") + 1);
-      state->session_id = v;
-    }
+// POSTs one message to the server's /mcp with the session's headers,
+// remembering the session id the server hands out.
+HttpReply Post(const std::string& url, const std::string& body, RelayState* state,
+               const std::string& default_project) {
+  HttpCall call;
+  call.method = "POST";
+  call.url = url;
+  call.body = body;
+  call.headers = {"Content-Type: application/json", "Accept: application/json, text/event-stream"};
+  if (!state->session_id.empty()) call.headers.push_back("Mcp-Session-Id: " + state->session_id);
+  if (!state->protocol_version.empty()) {
+    call.headers.push_back("MCP-Protocol-Version: " + state->protocol_version);
   }
-  return size * n;
-}
-
-struct HttpAnswer {
-  long status = 0;
-  std::string body, content_type, error;
-};
-
-HttpAnswer Post(const std::string& url, const std::string& body, RelayState* state,
-                const std::string& default_project) {
-  HttpAnswer a;
-  CURL* curl = curl_easy_init();
-  if (!curl) {
-    a.error = "curl_easy_init failed";
-    return a;
+  if (!default_project.empty()) call.headers.push_back("X-DevStream-Project: " + default_project);
+  call.connect_timeout_ms = 2000;
+  call.timeout_ms = 300000;
+  HttpReply reply = HttpRequest(call);
+  if (auto it = reply.headers.find("mcp-session-id"); it != reply.headers.end()) {
+    state->session_id = it->second;
   }
-  curl_slist* headers = nullptr;
-  headers = curl_slist_append(headers, "Content-Type: application/json");
-  headers = curl_slist_append(headers, "Accept: application/json, text/event-stream");
-  std::string sid = "Mcp-Session-Id: " + state->session_id;
-  std::string ver = "MCP-Protocol-Version: " + state->protocol_version;
-  std::string proj = "X-DevStream-Project: " + default_project;
-  if (!state->session_id.empty()) headers = curl_slist_append(headers, sid.c_str());
-  if (!state->protocol_version.empty()) headers = curl_slist_append(headers, ver.c_str());
-  if (!default_project.empty()) headers = curl_slist_append(headers, proj.c_str());
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 300000L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a.body);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, CaptureHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, state);
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, "devstream-mcp-relay/" DEVSTREAM_VERSION);
-  CURLcode rc = curl_easy_perform(curl);
-  if (rc != CURLE_OK) {
-    a.error = curl_easy_strerror(rc);
-  } else {
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &a.status);
-    char* ct = nullptr;
-    curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct);
-    if (ct) a.content_type = ct;
-  }
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  return a;
+  return reply;
 }
 
 // The "data:" payloads of an SSE body, one message each.
@@ -169,7 +122,6 @@ void RunStdio(const McpServer& server, std::istream& in, std::ostream& out,
 
 void RunStdioRelay(const std::string& base_url, std::istream& in, std::ostream& out,
                    const std::string& default_project) {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
   RelayState state;
   std::string initialize_line;  // replayed when the server loses our session
   std::string url = base_url + "/mcp";
@@ -192,13 +144,13 @@ void RunStdioRelay(const std::string& base_url, std::istream& in, std::ostream& 
       state = RelayState{};
       initialize_line = line;
     }
-    HttpAnswer a = Post(url, line, &state, default_project);
+    HttpReply a = Post(url, line, &state, default_project);
     if (a.status == 404 && !initialize_line.empty() && !McpServer::IsInitialize(*parsed)) {
       // The server restarted (or expired the session): open a new one the
       // way the client did, then resend.
       std::cerr << "devstream mcp: session lost; re-initializing with " << url << "\n";
       state = RelayState{};
-      HttpAnswer init = Post(url, initialize_line, &state, default_project);
+      HttpReply init = Post(url, initialize_line, &state, default_project);
       if (init.error.empty() && init.status == 200) {
         Post(url, R"({"jsonrpc":"2.0","method":"notifications/initialized"})", &state,
              default_project);
@@ -256,22 +208,12 @@ void RunStdioRelay(const std::string& base_url, std::istream& in, std::ostream& 
 }
 
 bool ServerReachable(const std::string& base_url, int timeout_ms) {
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  CURL* curl = curl_easy_init();
-  if (!curl) return false;
-  std::string body;
-  std::string url = base_url + "/version";
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout_ms));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  CURLcode rc = curl_easy_perform(curl);
-  long status = 0;
-  if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(curl);
-  return rc == CURLE_OK && status == 200 && body.find("\"devstream\"") != std::string::npos;
+  HttpCall call;
+  call.url = base_url + "/version";
+  call.connect_timeout_ms = timeout_ms;
+  call.timeout_ms = timeout_ms;
+  HttpReply r = HttpRequest(call);
+  return r.error.empty() && r.status == 200 && r.body.find("\"devstream\"") != std::string::npos;
 }
 
 }  // namespace ds::mcp

@@ -1,15 +1,14 @@
 #include "memory/remote_embedder.h"
 
-#include <curl/curl.h>
 #include <sodium.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <functional>
 #include <random>
 #include <thread>
 
+#include "core/http_client.h"
 #include "core/json.h"
 
 namespace ds::memory {
@@ -51,56 +50,19 @@ size_t EmbeddingCache::size() const {
 
 namespace {
 
-struct HttpReply {
-  long status = 0;
-  std::string body;
-  std::string error;  // transport failure (connect, timeout)
-};
-
-size_t AppendBody(char* data, size_t size, size_t n, void* user) {
-  auto* out = static_cast<std::string*>(user);
-  // Bound the reply (a 1000-text batch of 4096-d vectors is ~80 MB of JSON).
-  if (out->size() + size * n > (256u << 20)) return 0;
-  out->append(data, size * n);
-  return size * n;
-}
-
 HttpReply Post(const std::string& url, const std::string& body, const std::string& api_key,
                int connect_timeout_ms, int timeout_ms) {
-  static const bool init = curl_global_init(CURL_GLOBAL_DEFAULT) == 0;
-  (void)init;
-  HttpReply reply;
-  CURL* curl = curl_easy_init();
-  if (!curl) {
-    reply.error = "curl_easy_init failed";
-    return reply;
-  }
-  curl_slist* headers = nullptr;
-  headers = curl_slist_append(headers, "Content-Type: application/json");
-  std::string auth;
-  if (!api_key.empty()) {
-    auth = "Authorization: Bearer " + api_key;
-    headers = curl_slist_append(headers, auth.c_str());
-  }
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout_ms));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, "devstream/" DEVSTREAM_VERSION);
-  CURLcode rc = curl_easy_perform(curl);
-  if (rc != CURLE_OK) {
-    reply.error = curl_easy_strerror(rc);
-  } else {
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
-  }
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  return reply;
+  HttpCall call;
+  call.method = "POST";
+  call.url = url;
+  call.body = body;
+  call.headers = {"Content-Type: application/json"};
+  if (!api_key.empty()) call.headers.push_back("Authorization: Bearer " + api_key);
+  call.connect_timeout_ms = connect_timeout_ms;
+  call.timeout_ms = timeout_ms;
+  // Bounded: a 1000-text batch of 4096-d vectors is ~80 MB of JSON.
+  call.max_reply_bytes = 256u << 20;
+  return HttpRequest(call);
 }
 
 std::string CacheKey(const std::string& model, const std::string& text) {
@@ -288,30 +250,6 @@ Result<EmbedderConfig> ResolveEmbedderConfig(const EmbedderSettings& in) {
   return c;
 }
 
-Result<EmbedderConfig> EmbedderConfigFromEnv() {
-  auto env = [](const char* name) -> std::optional<std::string> {
-    const char* v = std::getenv(name);
-    if (!v || !*v) return std::nullopt;
-    return std::string(v);
-  };
-  EmbedderSettings s;
-  if (auto p = env("DEVSTREAM_EMBEDDING_PROVIDER")) s.provider = *p;
-  s.url = env("DEVSTREAM_EMBEDDING_URL");
-  s.model = env("DEVSTREAM_EMBEDDING_MODEL");
-  s.api_key = env("DEVSTREAM_EMBEDDING_API_KEY");
-  s.ollama_host = env("OLLAMA_HOST");
-  s.openai_api_key = env("OPENAI_API_KEY");
-  if (auto d = env("DEVSTREAM_EMBEDDING_DIM")) {
-    char* end = nullptr;
-    long dim = std::strtol(d->c_str(), &end, 10);
-    if (*end != '\0' || dim < 8 || dim > 8192) {
-      return Status::InvalidArgument("DEVSTREAM_EMBEDDING_DIM=" + *d + ": must be 8..8192");
-    }
-    s.dim = static_cast<int>(dim);
-  }
-  return ResolveEmbedderConfig(s);
-}
-
 Result<std::unique_ptr<Embedder>> MakeEmbedder(const EmbedderConfig& config) {
   if (config.provider == "hash") return std::unique_ptr<Embedder>(new HashEmbedder());
   if (config.provider == "ollama" || config.provider == "openai") {
@@ -343,43 +281,6 @@ Result<std::unique_ptr<Embedder>> MakeEmbedderFor(const EmbedderIdentity& id) {
     }
   }
   return std::unique_ptr<Embedder>(new RemoteEmbedder(o));
-}
-
-Result<VectorIndexOptions> VectorIndexOptionsFromEnv() {
-  VectorIndexOptions o;
-  struct Knob {
-    const char* name;
-    long min, max;
-    std::function<void(long)> set;
-  };
-  const Knob knobs[] = {
-      {"DEVSTREAM_HNSW_THRESHOLD", 1000, 1L << 40,
-       [&](long v) { o.hnsw_threshold = static_cast<size_t>(v); }},
-      {"DEVSTREAM_HNSW_M", 4, 128, [&](long v) { o.hnsw.m = static_cast<int>(v); }},
-      {"DEVSTREAM_HNSW_EF_CONSTRUCTION", 10, 4096,
-       [&](long v) { o.hnsw.ef_construction = static_cast<int>(v); }},
-      {"DEVSTREAM_HNSW_EF_SEARCH", 10, 4096,
-       [&](long v) { o.hnsw.ef_search = static_cast<int>(v); }},
-  };
-  if (const char* v = std::getenv("DEVSTREAM_VECTOR_INT8"); v && *v) {
-    std::string s(v);
-    if (s != "0" && s != "1") {
-      return Status::InvalidArgument("DEVSTREAM_VECTOR_INT8=" + s + ": must be 0 or 1");
-    }
-    o.int8_scan = s == "1";
-  }
-  for (const auto& k : knobs) {
-    const char* v = std::getenv(k.name);
-    if (!v || !*v) continue;
-    char* end = nullptr;
-    long n = std::strtol(v, &end, 10);
-    if (*end != '\0' || n < k.min || n > k.max) {
-      return Status::InvalidArgument(std::string(k.name) + "=" + v + ": must be an integer " +
-                                     std::to_string(k.min) + ".." + std::to_string(k.max));
-    }
-    k.set(n);
-  }
-  return o;
 }
 
 }  // namespace ds::memory

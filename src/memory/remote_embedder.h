@@ -94,19 +94,10 @@ struct EmbedderSettings {
   std::optional<int> dim;
 };
 Result<EmbedderConfig> ResolveEmbedderConfig(const EmbedderSettings& settings);
-// The same from DEVSTREAM_EMBEDDING_PROVIDER, DEVSTREAM_EMBEDDING_MODEL,
-// DEVSTREAM_EMBEDDING_URL, OLLAMA_HOST, DEVSTREAM_EMBEDDING_DIM,
-// DEVSTREAM_EMBEDDING_API_KEY, OPENAI_API_KEY (benchmarks and tools).
-Result<EmbedderConfig> EmbedderConfigFromEnv();
 Result<std::unique_ptr<Embedder>> MakeEmbedder(const EmbedderConfig& config);
 // An embedder for a recorded model (the previous model after a switch); the
 // API key comes from DEVSTREAM_PREVIOUS_EMBEDDING_API_KEY, else the current
 // key variables.
 Result<std::unique_ptr<Embedder>> MakeEmbedderFor(const EmbedderIdentity& identity);
-
-// Vector index settings from DEVSTREAM_HNSW_THRESHOLD (vectors per project
-// before HNSW), DEVSTREAM_HNSW_M, DEVSTREAM_HNSW_EF_CONSTRUCTION and
-// DEVSTREAM_HNSW_EF_SEARCH over the defaults; InvalidArgument names a bad value.
-Result<VectorIndexOptions> VectorIndexOptionsFromEnv();
 
 }  // namespace ds::memory

@@ -1339,10 +1339,9 @@ Result<Task> TaskService::Heartbeat(const std::string& id, const HeartbeatInput&
     std::string now = NowTimestamp();
     std::string expires = FormatTimestamp(NowMillis() + int64_t{in.lease_seconds} * 1000);
     // A task started by hand (no lease) becomes leased by whoever heartbeats it.
-    DS_ASSIGN_OR_RETURN(Stmt u,
-                        c.Prepare("UPDATE micro_tasks SET lease_expires_at = ?2,"
-                                  " lease_owner = coalesce(lease_owner, ?3),"
-                                  " version = version + 1, updated_at = ?4 WHERE id = ?1"));
+    DS_ASSIGN_OR_RETURN(Stmt u, c.Prepare("UPDATE micro_tasks SET lease_expires_at = ?2,"
+                                          " lease_owner = coalesce(lease_owner, ?3),"
+                                          " version = version + 1, updated_at = ?4 WHERE id = ?1"));
     u.Bind(1, id).Bind(2, expires).Bind(3, in.agent).Bind(4, now);
     DS_RETURN_IF_ERROR(u.Run());
     if (t.lease_owner && *t.lease_owner != in.agent) {

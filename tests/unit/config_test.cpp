@@ -172,6 +172,32 @@ TEST(SettingsTest, UnknownDevStreamVariablesAreReported) {
   EXPECT_EQ(unknown, (std::vector<std::string>{"DEVSTREAM_LOG_LEVLE"}));
 }
 
+TEST(SettingsTest, EnvironmentSelectsTheEmbeddingProvider) {
+  auto c = LoadSettings(
+      Options({{"DEVSTREAM_EMBEDDING_PROVIDER", "ollama"}, {"OLLAMA_HOST", "10.0.0.5:11434"}}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->embedder.remote.base_url, "http://10.0.0.5:11434");
+  EXPECT_EQ(c->embedder.remote.dim, 768);
+  EXPECT_FALSE(LoadSettings(Options({{"DEVSTREAM_EMBEDDING_PROVIDER", "magic"}})).ok());
+  EXPECT_FALSE(LoadSettings(Options({{"DEVSTREAM_EMBEDDING_PROVIDER", "hash"},
+                                     {"DEVSTREAM_EMBEDDING_DIM", "abc"}}))
+                   .ok());
+}
+
+TEST(SettingsTest, EnvironmentSetsHnswParameters) {
+  auto o = LoadSettings(
+      Options({{"DEVSTREAM_HNSW_EF_SEARCH", "300"}, {"DEVSTREAM_HNSW_THRESHOLD", "20000"}}));
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->index.hnsw.ef_search, 300);
+  EXPECT_EQ(o->index.hnsw_threshold, 20000u);
+  EXPECT_EQ(o->index.hnsw.m, 16);
+  auto bad = LoadSettings(Options({{"DEVSTREAM_HNSW_EF_SEARCH", "300"},
+                                   {"DEVSTREAM_HNSW_THRESHOLD", "20000"},
+                                   {"DEVSTREAM_HNSW_M", "2"}}));
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("DEVSTREAM_HNSW_M"), std::string::npos);
+}
+
 TEST(SettingsTest, ShippedEnvironmentFilesLoad) {
   for (const char* env : {"development", "staging", "production"}) {
     std::string path =

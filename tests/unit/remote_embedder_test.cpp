@@ -180,39 +180,5 @@ TEST(EmbeddingCacheTest, EvictsLeastRecentlyUsed) {
   EXPECT_EQ(c.size(), 2u);
 }
 
-TEST(EmbedderConfigTest, EnvironmentSelectsProvider) {
-  setenv("DEVSTREAM_EMBEDDING_PROVIDER", "ollama", 1);
-  setenv("OLLAMA_HOST", "10.0.0.5:11434", 1);
-  auto c = EmbedderConfigFromEnv();
-  ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c->remote.base_url, "http://10.0.0.5:11434");
-  EXPECT_EQ(c->remote.dim, 768);
-  setenv("DEVSTREAM_EMBEDDING_PROVIDER", "magic", 1);
-  EXPECT_FALSE(EmbedderConfigFromEnv().ok());
-  setenv("DEVSTREAM_EMBEDDING_PROVIDER", "hash", 1);
-  setenv("DEVSTREAM_EMBEDDING_DIM", "abc", 1);
-  EXPECT_FALSE(EmbedderConfigFromEnv().ok());
-  unsetenv("DEVSTREAM_EMBEDDING_DIM");
-  unsetenv("DEVSTREAM_EMBEDDING_PROVIDER");
-  unsetenv("OLLAMA_HOST");
-}
-
-TEST(VectorIndexConfigTest, EnvironmentSetsHnswParameters) {
-  setenv("DEVSTREAM_HNSW_EF_SEARCH", "300", 1);
-  setenv("DEVSTREAM_HNSW_THRESHOLD", "20000", 1);
-  auto o = VectorIndexOptionsFromEnv();
-  ASSERT_TRUE(o.ok()) << o.status().ToString();
-  EXPECT_EQ(o->hnsw.ef_search, 300);
-  EXPECT_EQ(o->hnsw_threshold, 20000u);
-  EXPECT_EQ(o->hnsw.m, 16);
-  setenv("DEVSTREAM_HNSW_M", "2", 1);
-  auto bad = VectorIndexOptionsFromEnv();
-  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(bad.status().message().find("DEVSTREAM_HNSW_M"), std::string::npos);
-  unsetenv("DEVSTREAM_HNSW_M");
-  unsetenv("DEVSTREAM_HNSW_EF_SEARCH");
-  unsetenv("DEVSTREAM_HNSW_THRESHOLD");
-}
-
 }  // namespace
 }  // namespace ds::memory
