@@ -71,7 +71,8 @@ void RegisterEngineRoutes(Router& router, EngineContext& ctx) {
                f.cursor = req.Query("cursor");
                DS_ASSIGN_OR_RETURN(auto page, jobs.List(f));
                return JsonResponse(200, JobPageJson(page));
-             }));
+             }),
+             Access::kAdmin);
   router.Add("POST", "/api/v1/jobs", H([&jobs, &ctx](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
                DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
@@ -98,17 +99,20 @@ void RegisterEngineRoutes(Router& router, EngineContext& ctx) {
                json::object out = engine::ToJson(res.job);
                out["deduplicated"] = res.deduplicated;
                return JsonResponse(res.deduplicated ? 200 : 201, out);
-             }));
+             }),
+             Access::kAdmin);
   router.Add("GET", "/api/v1/jobs/{id}", H([&jobs](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
                DS_ASSIGN_OR_RETURN(auto job, jobs.Get(req.params["id"]));
                return JsonResponse(200, engine::ToJson(job));
-             }));
+             }),
+             Access::kAdmin);
   router.Add("POST", "/api/v1/jobs/{id}/retry", H([&jobs](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
                DS_ASSIGN_OR_RETURN(auto job, jobs.Retry(req.params["id"]));
                return JsonResponse(200, engine::ToJson(job));
-             }));
+             }),
+             Access::kAdmin);
 
   // ---- sessions ----
   router.Add("POST", "/api/v1/sessions", H([&sessions](Request& req) -> Result<Response> {

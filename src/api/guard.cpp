@@ -29,15 +29,30 @@ std::string Lower(std::string s) {
   return s;
 }
 
+constexpr char kCorsAllowHeaders[] =
+    "Authorization, Content-Type, If-Match, X-Request-Id, X-DevStream-Project, "
+    "X-DevStream-Agent, Mcp-Session-Id, MCP-Protocol-Version";
+constexpr char kCorsExposeHeaders[] = "ETag, Location, Retry-After, X-Request-Id, Mcp-Session-Id";
+
+bool IsHealthPath(const std::string& path) {
+  return path == "/health" || path == "/health/live" || path == "/health/ready";
+}
+
 }  // namespace
 
-RequestGuard::RequestGuard(GuardOptions options) : options_(std::move(options)) {
+RequestGuard::RequestGuard(GuardOptions options, AccessControl* access)
+    : options_(std::move(options)), access_(access) {
   for (auto& h : options_.allowed_hosts) h = Lower(h);
 }
 
 bool RequestGuard::Trusted(const std::string& addr) const {
   return std::find(options_.trusted_proxies.begin(), options_.trusted_proxies.end(), addr) !=
          options_.trusted_proxies.end();
+}
+
+bool RequestGuard::CorsAllowed(const std::string* origin) const {
+  return origin && std::find(options_.cors_origins.begin(), options_.cors_origins.end(), *origin) !=
+                       options_.cors_origins.end();
 }
 
 std::optional<Response> RequestGuard::Admit(Request& req) {
@@ -70,10 +85,59 @@ std::optional<Response> RequestGuard::Admit(Request& req) {
           req);
     }
   }
-  if (options_.rate_per_minute <= 0) return std::nullopt;
-  if (req.path == "/health" || req.path == "/health/live" || req.path == "/health/ready") {
-    return std::nullopt;
+  const std::string* origin = req.Header("origin");
+  if (req.method == "OPTIONS" && origin && req.Header("access-control-request-method") &&
+      !options_.cors_origins.empty()) {
+    if (!CorsAllowed(origin)) {
+      return ProblemResponse(
+          Status::Forbidden("origin " + *origin + " is not allowed (security.cors_origins)"), req);
+    }
+    Response r;
+    r.status = 204;
+    r.headers.emplace_back("Access-Control-Allow-Methods", "GET, HEAD, POST, PATCH, DELETE");
+    r.headers.emplace_back("Access-Control-Allow-Headers", kCorsAllowHeaders);
+    r.headers.emplace_back("Access-Control-Max-Age", "600");
+    return r;
   }
+  return std::nullopt;
+}
+
+std::optional<Response> RequestGuard::Authorize(Request& req, Access access) {
+  bool presented = req.Header("authorization") != nullptr;
+  if (access_ && (access != Access::kPublic || presented)) {
+    Result<Caller> caller = access_->Authenticate(req);
+    if (!caller.ok()) {
+      // Failed attempts count against the address, so guessing costs.
+      if (auto limited = Charge(req.client_addr, req)) return limited;
+      Response r = ProblemResponse(caller.status(), req);
+      r.headers.emplace_back("WWW-Authenticate", presented ? "Bearer realm=\"devstream\", "
+                                                             "error=\"invalid_token\""
+                                                           : "Bearer realm=\"devstream\"");
+      return r;
+    }
+    req.caller = std::move(*caller);
+  }
+  if (!IsHealthPath(req.path)) {
+    if (auto limited = Charge(req.caller ? "key:" + req.caller->key_id : req.client_addr, req)) {
+      return limited;
+    }
+  }
+  if (req.caller && access != Access::kPublic) {
+    if (Status st = access_->Authorize(req, access); !st.ok()) return ProblemResponse(st, req);
+  }
+  return std::nullopt;
+}
+
+void RequestGuard::Finish(const Request& req, Response& res) const {
+  const std::string* origin = req.Header("origin");
+  if (!CorsAllowed(origin)) return;
+  res.headers.emplace_back("Access-Control-Allow-Origin", *origin);
+  res.headers.emplace_back("Vary", "Origin");
+  res.headers.emplace_back("Access-Control-Expose-Headers", kCorsExposeHeaders);
+}
+
+std::optional<Response> RequestGuard::Charge(const std::string& key, const Request& req) {
+  if (options_.rate_per_minute <= 0) return std::nullopt;
   double rate = options_.rate_per_minute / 60.0;  // tokens per second
   double capacity = std::max(1, options_.burst);
   auto now = std::chrono::steady_clock::now();
@@ -90,7 +154,7 @@ std::optional<Response> RequestGuard::Admit(Request& req) {
       }
       last_sweep_ = now;
     }
-    auto [it, fresh] = buckets_.try_emplace(req.client_addr, Bucket{capacity, now});
+    auto [it, fresh] = buckets_.try_emplace(key, Bucket{capacity, now});
     Bucket& b = it->second;
     if (!fresh) {
       b.tokens = std::min(capacity,
@@ -103,11 +167,12 @@ std::optional<Response> RequestGuard::Admit(Request& req) {
     }
     wait_s = (1 - b.tokens) / rate;
   }
-  Response r = ProblemResponse(
-      Status::RateLimited("too many requests from " + req.client_addr + "; retry in " +
-                          std::to_string(static_cast<int>(std::ceil(wait_s))) + " s"),
-      req);
-  r.headers.emplace_back("Retry-After", std::to_string(static_cast<int>(std::ceil(wait_s))));
+  int retry = static_cast<int>(std::ceil(wait_s));
+  std::string who = req.caller ? "API key \"" + req.caller->key_name + "\"" : req.client_addr;
+  Response r = ProblemResponse(Status::RateLimited("too many requests from " + who + "; retry in " +
+                                                   std::to_string(retry) + " s"),
+                               req);
+  r.headers.emplace_back("Retry-After", std::to_string(retry));
   return r;
 }
 

@@ -148,17 +148,27 @@ std::pair<json::object, int> HealthCheck::Check() {
 }
 
 void RegisterHealthRoutes(Router& router, HealthCheck& health) {
-  router.Add("GET", "/health", [&health](Request&) -> Response {
-    auto [body, status] = health.Check();
-    return JsonResponse(status, body);
-  });
-  router.Add("GET", "/health/live", [](Request&) -> Response {
-    return JsonResponse(200, json::object{{"status", "alive"}});
-  });
-  router.Add("GET", "/health/ready", [&health](Request&) -> Response {
-    bool ready = health.ready();
-    return JsonResponse(ready ? 200 : 503, json::object{{"status", ready ? "ready" : "not_ready"}});
-  });
+  router.Add(
+      "GET", "/health",
+      [&health](Request&) -> Response {
+        auto [body, status] = health.Check();
+        return JsonResponse(status, body);
+      },
+      Access::kPublic);
+  router.Add(
+      "GET", "/health/live",
+      [](Request&) -> Response {
+        return JsonResponse(200, json::object{{"status", "alive"}});
+      },
+      Access::kPublic);
+  router.Add(
+      "GET", "/health/ready",
+      [&health](Request&) -> Response {
+        bool ready = health.ready();
+        return JsonResponse(ready ? 200 : 503,
+                            json::object{{"status", ready ? "ready" : "not_ready"}});
+      },
+      Access::kPublic);
 }
 
 }  // namespace ds::api

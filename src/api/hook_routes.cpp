@@ -9,6 +9,7 @@ void RegisterHookRoutes(Router& router, hooks::HookHandler& handler) {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
                DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
                DS_ASSIGN_OR_RETURN(auto hook, hooks::HookRequestFromJson(body));
+               if (hook.project.empty()) hook.project = RequestProject(req).value_or("");
                if (hook.event != req.params["event"]) {
                  return Status::InvalidArgument("hook.event (" + hook.event +
                                                 ") does not match the URL (" + req.params["event"] +

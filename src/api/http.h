@@ -9,6 +9,7 @@
 
 #include <boost/json/value.hpp>
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -19,6 +20,16 @@
 #include "core/status.h"
 
 namespace ds::api {
+
+// Who made a request, when API keys are on (security.auth_enabled): the key
+// and what it grants. Absent when auth is off — then every caller may do
+// everything, as on a developer's loopback server.
+struct Caller {
+  std::string key_id;
+  std::string key_name;
+  uint8_t scopes = 0;      // ds::ApiScope bits (write implies read, admin both)
+  std::string project_id;  // "" unless the key is bound to one project
+};
 
 struct Request {
   std::string method;                                        // "GET"
@@ -31,7 +42,8 @@ struct Request {
   std::string remote_addr;
   std::string client_addr;  // the real client (RequestGuard: X-Forwarded-For from trusted proxies)
   std::map<std::string, std::string> params;  // path parameters filled by the Router
-  std::string route;  // the matched pattern ("/api/v1/tasks/{id}"), "" when none matched
+  std::string route;             // the matched pattern ("/api/v1/tasks/{id}"), "" when none matched
+  std::optional<Caller> caller;  // set by the guard when auth is on
 
   // First header with this (lower-case) name; nullptr if absent.
   const std::string* Header(std::string_view lower_name) const;

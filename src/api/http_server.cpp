@@ -41,7 +41,6 @@ using Clock = std::chrono::steady_clock;
 // the middle of uploading an over-limit body sees our 413 instead of a reset.
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr size_t kLingerMaxBytes = 64 * 1024 * 1024;
-constexpr auto kGracefulStopTime = std::chrono::seconds(5);
 constexpr auto kForcedStopTime = std::chrono::seconds(1);
 
 class Session;
@@ -448,7 +447,7 @@ class HttpServer::Impl {
     for (auto& weak : state_.Snapshot()) {
       if (auto s = weak.lock()) s->NotifyStop();
     }
-    if (!WaitForSessions(kGracefulStopTime)) {
+    if (!WaitForSessions(std::chrono::seconds(state_.opts.drain_timeout_s))) {
       spdlog::error("http server: {} connection(s) still busy after graceful stop; closing",
                     state_.Count());
       for (auto& weak : state_.Snapshot()) {

@@ -34,6 +34,7 @@ struct ServerOptions {
   int request_timeout_s = 120;      // body read and response write deadline
   int idle_timeout_s = 30;          // keep-alive idle, and the whole header (slowloris)
   int max_connections = 1000;       // beyond this: 503 and close
+  int drain_timeout_s = 5;          // Stop(): how long in-flight requests may still take
   // Access-log hook, called on an io thread after each response is written
   // (also for 400/413/431 answers). May be empty. Must not throw.
   std::function<void(const Request&, const Response&, double duration_ms)> on_complete;
@@ -53,7 +54,7 @@ class HttpServer {
   uint16_t port() const;
   // Graceful: stops accepting, closes idle keep-alive connections, lets
   // in-flight requests finish (their connections close after the response),
-  // force-closes whatever is left after ~5 s, and joins the threads.
+  // force-closes whatever is left after drain_timeout_s, and joins the threads.
   // Idempotent; safe to call concurrently with Wait().
   void Stop();
   // Blocks until Stop() has finished (returns at once if never started).

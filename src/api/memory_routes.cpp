@@ -132,7 +132,8 @@ void RegisterMemoryRoutes(Router& router, memory::MemoryService& svc) {
                if (!q.filter.project) q.filter.project = RequestProject(req);
                DS_ASSIGN_OR_RETURN(auto r, svc.Search(q));
                return JsonResponse(200, ToJson(r));
-             }));
+             }),
+             Access::kRead);
   router.Add("POST", "/api/v1/context", H([&svc](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {"project"}));
                DS_ASSIGN_OR_RETURN(json::value body, ReadJsonBody(req));
@@ -140,7 +141,8 @@ void RegisterMemoryRoutes(Router& router, memory::MemoryService& svc) {
                if (!q.filter.project) q.filter.project = RequestProject(req);
                DS_ASSIGN_OR_RETURN(auto r, svc.Context(q));
                return JsonResponse(200, ToJson(r));
-             }));
+             }),
+             Access::kRead);
 }
 
 }  // namespace ds::api

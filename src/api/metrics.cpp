@@ -1,5 +1,7 @@
 #include "api/metrics.h"
 
+#include "store/api_keys.h"
+
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -230,17 +232,22 @@ std::string Metrics::Scrape() {
 }
 
 void RegisterMetricsRoute(Router& router, Metrics& metrics, std::vector<std::string> allowed) {
-  router.Add("GET", "/metrics", [&metrics, allowed](Request& req) -> Response {
-    if (std::find(allowed.begin(), allowed.end(), req.client_addr) == allowed.end()) {
+  auto handler = [&metrics, allowed](Request& req) -> Response {
+    // Metrics span every project: an admin key not bound to one, or an
+    // allowed address (Prometheus scraping from inside the network).
+    bool admin = req.caller && (req.caller->scopes & kScopeAdmin) && req.caller->project_id.empty();
+    if (!admin && std::find(allowed.begin(), allowed.end(), req.client_addr) == allowed.end()) {
       return ProblemResponse(
-          Status::Forbidden("/metrics is restricted to the addresses in metrics.allowed_addresses"),
+          Status::Forbidden("/metrics needs an admin API key or a client address in "
+                            "metrics.allowed_addresses"),
           req);
     }
     Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = metrics.Scrape();
     return r;
-  });
+  };
+  router.Add("GET", "/metrics", handler, Access::kPublic);
 }
 
 }  // namespace ds::api

@@ -9,9 +9,10 @@
 //   devstream_workers_live, devstream_worker_heartbeat_age_seconds
 //   devstream_database_bytes, devstream_wal_bytes
 //   devstream_last_backup_timestamp_seconds, devstream_build_info{version}
-// Gauges read the database when scraped. /metrics answers only clients whose
-// address is in `allowed` (loopback by default; behind a proxy, nginx keeps
-// /metrics private as well); others get 403.
+// Gauges read the database when scraped. /metrics answers an admin API key
+// not bound to a project, or a client whose address is in `allowed`
+// (loopback by default; behind a proxy, nginx keeps /metrics private as
+// well); others get 403.
 // Thread-safety: Observe* and Scrape may run concurrently.
 #pragma once
 

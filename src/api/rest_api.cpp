@@ -1,5 +1,6 @@
 #include "api/rest_api.h"
 
+#include "api/access.h"
 #include "api/handler_util.h"
 
 #include <chrono>
@@ -55,6 +56,9 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
   router.Add("GET", "/api/v1/projects", H([&svc](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
                DS_ASSIGN_OR_RETURN(auto list, svc.ListProjects());
+               if (!Unconfined(req)) {  // a project-bound key sees its project only
+                 std::erase_if(list, [&](const auto& p) { return p.id != req.caller->project_id; });
+               }
                return JsonResponse(200, ListJson(list));
              }));
   router.Add("POST", "/api/v1/projects", H([&svc](Request& req) -> Result<Response> {
@@ -285,11 +289,14 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
         200, json::object{
                  {"name", "devstream"}, {"version", DEVSTREAM_VERSION}, {"started_at", started}});
   });
-  router.Add("GET", "/openapi.json", [](Request&) -> Response {
-    Response r;
-    r.body = OpenApiDocument();
-    return r;
-  });
+  router.Add(
+      "GET", "/openapi.json",
+      [](Request&) -> Response {
+        Response r;
+        r.body = OpenApiDocument();
+        return r;
+      },
+      Access::kPublic);
 }
 
 }  // namespace ds::api

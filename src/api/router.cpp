@@ -30,7 +30,13 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
 }  // namespace
 
 void Router::Add(std::string method, std::string pattern, Handler h) {
+  Access access = method == "GET" || method == "HEAD" ? Access::kRead : Access::kWrite;
+  Add(std::move(method), std::move(pattern), std::move(h), access);
+}
+
+void Router::Add(std::string method, std::string pattern, Handler h, Access access) {
   Route route;
+  route.access = access;
   route.method = std::move(method);
   for (std::string_view seg : SplitPath(pattern)) {
     Segment s;
@@ -65,9 +71,14 @@ void Router::Add(std::string method, std::string pattern, Handler h) {
 
 Response Router::Dispatch(Request& req) const {
   if (req.client_addr.empty()) req.client_addr = req.remote_addr;
-  if (guard_) {
-    if (auto refused = guard_(req)) return std::move(*refused);
-  }
+  std::optional<Response> refused;
+  if (gate_) refused = gate_->Admit(req);
+  Response res = refused ? std::move(*refused) : DispatchRoute(req);
+  if (gate_) gate_->Finish(req, res);
+  return res;
+}
+
+Response Router::DispatchRoute(Request& req) const {
   const std::vector<std::string_view> parts = SplitPath(req.path);
 
   // Every route whose pattern matches the path, whatever its method.
@@ -124,6 +135,9 @@ Response Router::Dispatch(Request& req) const {
   req.route = route->pattern;
   for (size_t i = 0; i < parts.size(); ++i) {
     if (route->segments[i].param) req.params[route->segments[i].text] = std::string(parts[i]);
+  }
+  if (gate_) {
+    if (auto refused = gate_->Authorize(req, route->access)) return std::move(*refused);
   }
   try {
     return route->handler(req);

@@ -7,6 +7,9 @@
 // parameter never matches an empty segment.
 // Dispatch never throws: unknown path -> 404, known path with another method ->
 // 405 with an Allow header (both problem+json), a handler exception -> 500.
+// Each route declares the access it needs (Access); a RouteGate, when set,
+// admits the request before routing and authorises it against the matched
+// route's access before the handler runs, and may decorate every response.
 // Thread-safety: Add() only during set-up; afterwards Dispatch() may run
 // concurrently from any number of threads (it only reads the table).
 #pragma once
@@ -22,23 +25,43 @@ namespace ds::api {
 
 using Handler = std::function<Response(Request&)>;
 
+// What a route needs from the caller's API key (when auth is on).
+//   kPublic  nothing: health probes, the OpenAPI document, /metrics (which
+//            checks admin scope or its address allowlist itself)
+//   kRead / kWrite / kAdmin  a key with that scope (higher scopes include lower)
+enum class Access { kPublic, kRead, kWrite, kAdmin };
+
+// Checks run around dispatch. Implementations must be thread-safe.
+class RouteGate {
+ public:
+  virtual ~RouteGate() = default;
+  // Before routing (client address, Host, CORS preflight); a response ends
+  // the request.
+  virtual std::optional<Response> Admit(Request& req) = 0;
+  // After the route matched (req.route and req.params set), before its handler.
+  virtual std::optional<Response> Authorize(Request& req, Access access) = 0;
+  // Every response, whoever produced it (CORS headers).
+  virtual void Finish(const Request& req, Response& res) const = 0;
+};
+
 class Router {
  public:
   // `method` is upper-case ("GET"); adding the same method and pattern shape
   // twice replaces the earlier handler. HEAD requests fall back to the GET
   // handler when no HEAD route matches (the server then omits the body).
+  // Without `access`, GET and HEAD routes need kRead and others kWrite.
   void Add(std::string method, std::string pattern, Handler h);
+  void Add(std::string method, std::string pattern, Handler h, Access access);
 
   // Fills req.params from the matched pattern and runs its handler.
   Response Dispatch(Request& req) const;
-  // Runs before every dispatch; a returned response answers the request
-  // instead of the route (rate limits, host checks). Set before serving.
-  void SetGuard(std::function<std::optional<Response>(Request&)> guard) {
-    guard_ = std::move(guard);
-  }
+  // Set before serving; must outlive the router's use.
+  void SetGate(RouteGate* gate) { gate_ = gate; }
 
  private:
-  std::function<std::optional<Response>(Request&)> guard_;
+  Response DispatchRoute(Request& req) const;
+
+  RouteGate* gate_ = nullptr;
   struct Segment {
     std::string text;  // literal text, or the parameter's name
     bool param = false;
@@ -48,6 +71,7 @@ class Router {
     std::string pattern;
     std::vector<Segment> segments;
     Handler handler;
+    Access access;
   };
 
   std::vector<Route> routes_;

@@ -1054,6 +1054,7 @@ int RunCli(int argc, char** argv) {
   AddTask(app, ctx, action);
   AddMemory(app, ctx, action);
   AddEngineCommands(app, ctx, action);
+  AddApiKeyCommands(app, ctx, action);
 
   // `devstream hook …` runs under Claude Code: whatever is wrong with it,
   // it must exit 0.

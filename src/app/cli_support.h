@@ -89,5 +89,7 @@ Action WithServices(Ctx& ctx, std::function<int(Services&)> f);
 
 // `task claim|heartbeat`, `jobs …`, `session …`, `worker`, `mcp` (cli_engine.cpp).
 void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action);
+// `apikey create|list|revoke` (cli_apikey.cpp).
+void AddApiKeyCommands(CLI::App& app, Ctx& ctx, Action& action);
 
 }  // namespace ds::app

@@ -59,6 +59,9 @@ RelayOutcome Relay(const std::string& base_url, const hooks::HookRequest& reques
   call.url = base_url + "/api/v1/hooks/" + request.event;
   call.body = ToJsonString(hooks::ToJson(request));
   call.headers = {"Content-Type: application/json"};
+  if (const char* key = std::getenv("DEVSTREAM_API_KEY"); key && *key) {
+    call.headers.push_back(std::string("Authorization: Bearer ") + key);
+  }
   call.connect_timeout_ms = 300;
   call.timeout_ms = static_cast<long>(std::max<int64_t>(100, timeout_ms));
   HttpReply r = HttpRequest(call);

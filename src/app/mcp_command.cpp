@@ -54,7 +54,7 @@ int RunMcp(const McpOptions& options) {
   while (!url.empty() && url.back() == '/') url.pop_back();
   if (!url.empty()) {
     std::cerr << "devstream mcp: relaying to " << url << "/mcp (project " << project << ")\n";
-    mcp::RunStdioRelay(url, std::cin, std::cout, project);
+    mcp::RunStdioRelay(url, std::cin, std::cout, project, EnvOr("DEVSTREAM_API_KEY", ""));
     return 0;
   }
   auto services = OpenServices(options.db_path);

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <thread>
 
+#include "api/access.h"
 #include "api/engine_routes.h"
 #include "api/guard.h"
 #include "api/health.h"
@@ -146,8 +147,16 @@ int RunServe(const Settings& settings) {
   sv.memory->SetSearchListener(
       [&metrics](const memory::SearchResult& r) { metrics.ObserveSearch(r); });
   api::RegisterMetricsRoute(router, metrics, settings.metrics_allowed);
-  api::RequestGuard guard(settings.guard);
-  router.SetGuard([&guard](api::Request& req) { return guard.Admit(req); });
+  api::AccessControl access(*sv.db);
+  api::AccessControl* auth = settings.auth_enabled ? &access : nullptr;
+  api::RequestGuard guard(settings.guard, auth);
+  router.SetGate(&guard);
+  if (http && !settings.auth_enabled && ListensBeyondLoopback(settings)) {
+    LogWarn(
+        "listening beyond loopback without API keys: anyone who reaches this port can read "
+        "and change every project (set security.auth_enabled)",
+        {{"host", settings.host}});
+  }
   hooks::HookHandler hook_handler(hooks::HookServices{*sv.tasks, *sv.memory, *sv.sessions, *sv.db});
   api::RegisterHookRoutes(router, hook_handler);
   mcp::ToolServices tool_services{*sv.tasks, *sv.memory, *sv.workflow};
@@ -156,7 +165,10 @@ int RunServe(const Settings& settings) {
   mcp_info.version = DEVSTREAM_VERSION;
   mcp_info.instructions = McpInstructions();
   mcp::McpServer mcp_server(tools, mcp_info);
-  mcp::HttpTransport mcp_http(mcp_server, {settings.mcp_allowed_origins});
+  mcp::HttpTransportOptions mcp_options;
+  mcp_options.allowed_origins = settings.mcp_allowed_origins;
+  mcp_options.access = auth;
+  mcp::HttpTransport mcp_http(mcp_server, mcp_options);
   mcp_http.Register(router);
   api::ServerOptions sopts;
   sopts.host = settings.host;
@@ -167,6 +179,7 @@ int RunServe(const Settings& settings) {
   sopts.request_timeout_s = settings.request_timeout_s;
   sopts.idle_timeout_s = settings.idle_timeout_s;
   sopts.max_connections = settings.max_connections;
+  sopts.drain_timeout_s = settings.drain_timeout_s;
   bool access_log = settings.access_log;
   sopts.on_complete = [access_log, &metrics](const api::Request& req, const api::Response& res,
                                              double ms) {

@@ -91,9 +91,13 @@ const std::vector<ConfigKeySpec>& SettingsSchema() {
       Range(Key("server.idle_timeout_s", T::kInt, "30",
                 "Keep-alive idle limit, and the deadline for a header block (slowloris)"),
             1, 3600),
-      Range(Key("server.max_connections", T::kInt, "1000",
-                "Open connections beyond which new ones get 503"),
+      Range(Key("server.max_connections", T::kInt, "50",
+                "Open connections beyond which new ones get 503", {"DEVSTREAM_MAX_CONNECTIONS"}),
             1, 100000),
+      Range(Key("server.drain_timeout_s", T::kInt, "30",
+                "On SIGTERM, how long in-flight requests may take to finish before their "
+                "connections are closed"),
+            1, 3600),
       OneOf(
           Key("service.mode", T::kEnum, "all",
               "api (HTTP only), task_engine (worker only), all (both)", {"DEVSTREAM_SERVICE_MODE"}),
@@ -177,6 +181,13 @@ const std::vector<ConfigKeySpec>& SettingsSchema() {
                 "Only memories scored at most this are archived (new ones score 0.5)",
                 {"DEVSTREAM_RETENTION_MAX_RELEVANCE"}),
             0, 1),
+      Key("security.auth_enabled", T::kBool, "false",
+          "Require an API key (Authorization: Bearer) on every route but /health*, "
+          "/openapi.json and /metrics (admin key or allowed address); production requires it",
+          {"DEVSTREAM_AUTH_ENABLED"}),
+      Key("security.cors_origins", T::kList, "",
+          "Browser origins allowed cross-origin access (empty: CORS off)",
+          {"DEVSTREAM_CORS_ORIGINS"}),
       Key("security.trusted_proxies", T::kList, "",
           "Peer addresses whose X-Forwarded-For is believed (e.g. nginx)",
           {"DEVSTREAM_TRUSTED_PROXIES"}),
@@ -187,7 +198,8 @@ const std::vector<ConfigKeySpec>& SettingsSchema() {
                 {"DEVSTREAM_RATE_LIMIT_PER_MINUTE"}),
             0, 1000000),
       Range(Key("security.rate_limit_burst", T::kInt, "100",
-                "Requests a client may make at once before the rate applies"),
+                "Requests a client may make at once before the rate applies",
+                {"DEVSTREAM_RATE_LIMIT_BURST"}),
             1, 1000000),
       Key("metrics.allowed_addresses", T::kList, "127.0.0.1,::1",
           "Client addresses allowed to read /metrics", {"DEVSTREAM_METRICS_ALLOWED"}),
@@ -200,10 +212,10 @@ const std::vector<ConfigKeySpec>& SettingsSchema() {
 
 const std::vector<std::string>& ClientEnvironmentVariables() {
   static const std::vector<std::string> vars = {
-      "DEVSTREAM_URL",       "DEVSTREAM_PROJECT",
-      "DEVSTREAM_HOOK_LOG",  "DEVSTREAM_HOOK_TIMEOUT_MS",
-      "DEVSTREAM_CONFIG",    "DEVSTREAM_PREVIOUS_EMBEDDING_API_KEY",
-      "DEVSTREAM_SQLITE_VEC"};
+      "DEVSTREAM_URL",        "DEVSTREAM_PROJECT",
+      "DEVSTREAM_HOOK_LOG",   "DEVSTREAM_HOOK_TIMEOUT_MS",
+      "DEVSTREAM_CONFIG",     "DEVSTREAM_PREVIOUS_EMBEDDING_API_KEY",
+      "DEVSTREAM_SQLITE_VEC", "DEVSTREAM_API_KEY"};
   return vars;
 }
 
@@ -263,6 +275,7 @@ Result<Settings> LoadSettings(const SettingsOptions& o) {
   s.request_timeout_s = static_cast<int>(c.Int("server.request_timeout_s"));
   s.idle_timeout_s = static_cast<int>(c.Int("server.idle_timeout_s"));
   s.max_connections = static_cast<int>(c.Int("server.max_connections"));
+  s.drain_timeout_s = static_cast<int>(c.Int("server.drain_timeout_s"));
   s.service_mode = c.String("service.mode");
   s.log.level = c.String("logging.level");
   s.log.format = c.String("logging.format");
@@ -272,6 +285,7 @@ Result<Settings> LoadSettings(const SettingsOptions& o) {
   s.log.to_stderr = c.Bool("logging.stderr");
   s.access_log = c.Bool("logging.access_log");
   s.secret_key = c.String("security.secret_key");
+  s.auth_enabled = c.Bool("security.auth_enabled");
 
   memory::EmbedderSettings es;
   es.provider = c.String("memory.embedding.provider");
@@ -319,7 +333,12 @@ Result<Settings> LoadSettings(const SettingsOptions& o) {
   s.guard.allowed_hosts = c.List("security.allowed_hosts");
   s.guard.rate_per_minute = static_cast<int>(c.Int("security.rate_limit_per_minute"));
   s.guard.burst = static_cast<int>(c.Int("security.rate_limit_burst"));
+  s.guard.cors_origins = c.List("security.cors_origins");
   return s;
+}
+
+bool ListensBeyondLoopback(const Settings& s) {
+  return !(s.host == "127.0.0.1" || s.host == "::1" || s.host == "localhost");
 }
 
 std::vector<std::string> ProductionRefusals(const Settings& s, int pending_migrations) {
@@ -334,11 +353,15 @@ std::vector<std::string> ProductionRefusals(const Settings& s, int pending_migra
                   " migration(s) pending: run `devstream migrate up` first (production never "
                   "migrates on start)");
   }
-  bool loopback = s.host == "127.0.0.1" || s.host == "::1" || s.host == "localhost";
-  if (!loopback) {
-    out.push_back("server.host " + s.host +
-                  " is beyond loopback, and this build has no API-key authentication yet: "
-                  "production listens on loopback only (put nginx in front)");
+  if (!s.auth_enabled) {
+    out.push_back(
+        "security.auth_enabled is false: production requires API keys "
+        "(DEVSTREAM_AUTH_ENABLED=true; create keys with `devstream apikey create`)");
+    if (ListensBeyondLoopback(s)) {
+      out.push_back("server.host " + s.host +
+                    " is beyond loopback without authentication: anyone who can reach it could "
+                    "read and change every project");
+    }
   }
   return out;
 }

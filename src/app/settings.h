@@ -54,11 +54,13 @@ struct Settings {
   size_t header_limit = 16 * 1024;
   int request_timeout_s = 120;
   int idle_timeout_s = 30;
-  int max_connections = 1000;
+  int max_connections = 50;
+  int drain_timeout_s = 30;
   std::string service_mode;
   LogOptions log;
   bool access_log = true;
   std::string secret_key;
+  bool auth_enabled = false;
 
   memory::EmbedderConfig embedder;
   memory::VectorIndexOptions index;
@@ -74,6 +76,8 @@ struct Settings {
 // InvalidArgument naming the key, value, source and what is allowed.
 Result<Settings> LoadSettings(const SettingsOptions& options);
 
+// True unless server.host is a loopback address.
+bool ListensBeyondLoopback(const Settings& s);
 // Reasons a production server must not start (empty: none). `pending`
 // is the number of unapplied migrations.
 std::vector<std::string> ProductionRefusals(const Settings& s, int pending_migrations);

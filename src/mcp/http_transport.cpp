@@ -83,8 +83,11 @@ HttpTransport::HttpTransport(const McpServer& server, HttpTransportOptions optio
     : server_(server), options_(std::move(options)) {}
 
 void HttpTransport::Register(api::Router& router) {
-  router.Add("POST", "/mcp", [this](api::Request& req) { return Post(req); });
-  router.Add("DELETE", "/mcp", [this](api::Request& req) { return Delete(req); });
+  // Reading is enough to talk MCP; tools that write check the write scope per call.
+  router.Add(
+      "POST", "/mcp", [this](api::Request& req) { return Post(req); }, api::Access::kRead);
+  router.Add(
+      "DELETE", "/mcp", [this](api::Request& req) { return Delete(req); }, api::Access::kRead);
 }
 
 size_t HttpTransport::session_count() const {
@@ -159,11 +162,13 @@ api::Response HttpTransport::Post(api::Request& req) {
   std::shared_ptr<Session> session;
   const std::string* sid = req.Header("mcp-session-id");
   std::string new_session_id;
+  std::string key_id = req.caller ? req.caller->key_id : "";
   if (initialize) {
     session = std::make_shared<Session>();
+    session->key_id = key_id;
   } else if (sid) {
     session = Find(*sid);
-    if (!session) {
+    if (!session || session->key_id != key_id) {
       return JsonRpcHttpError(404, -32001,
                               "Session not found (expired or ended): initialize a new one");
     }
@@ -180,9 +185,16 @@ api::Response HttpTransport::Post(api::Request& req) {
   std::optional<json::value> reply;
   {
     std::lock_guard<std::mutex> lock(session->mu);
-    std::string project;
-    if (const std::string* p = req.Header("x-devstream-project"); p && !p->empty()) project = *p;
-    reply = server_.Handle(message, session->state, project);
+    CallScope scope;
+    if (const std::string* p = req.Header("x-devstream-project"); p && !p->empty()) {
+      scope.default_project = *p;
+    }
+    if (req.caller && options_.access) {
+      scope.authorize = [&](const Tool& tool, const json::object& args) {
+        return options_.access->Confine(*req.caller, !tool.read_only, args);
+      };
+    }
+    reply = server_.Handle(message, session->state, scope);
     if (initialize && reply && reply->is_object() && reply->as_object().contains("result") &&
         VersionHasSessions(session->state.protocol_version)) {
       new_session_id = Create(session);
@@ -216,7 +228,12 @@ api::Response HttpTransport::Delete(api::Request& req) {
   const std::string* sid = req.Header("mcp-session-id");
   if (!sid) return JsonRpcHttpError(400, -32600, "Bad Request: Mcp-Session-Id header required");
   std::lock_guard<std::mutex> lock(mu_);
-  if (sessions_.erase(*sid) == 0) return JsonRpcHttpError(404, -32001, "Session not found");
+  auto it = sessions_.find(*sid);
+  std::string key_id = req.caller ? req.caller->key_id : "";
+  if (it == sessions_.end() || it->second->key_id != key_id) {
+    return JsonRpcHttpError(404, -32001, "Session not found");
+  }
+  sessions_.erase(it);
   api::Response r;
   r.status = 204;
   return r;

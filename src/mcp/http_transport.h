@@ -12,7 +12,10 @@
 // at the version its MCP-Protocol-Version header names (2025-03-26 when
 // absent). An MCP-Protocol-Version header must name a supported version. Requests with an Origin
 // header are refused (403) unless the origin is loopback or listed in `allowed_origins` (DNS
-// rebinding). Thread-safety: handlers may run concurrently; the session table is locked, and
+// rebinding). With API keys on, tools/call checks the caller's key per tool
+// (write tools need the write scope; a project-bound key is confined to its
+// project), and a session belongs to the key that created it (another key
+// gets 404). Thread-safety: handlers may run concurrently; the session table is locked, and
 // requests of one session are serialised.
 #pragma once
 
@@ -23,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "api/access.h"
 #include "api/router.h"
 #include "mcp/protocol.h"
 
@@ -32,6 +36,7 @@ struct HttpTransportOptions {
   std::vector<std::string> allowed_origins;  // exact origins, e.g. "https://app.example"
   std::chrono::seconds session_idle{3600};
   size_t max_sessions = 10000;
+  api::AccessControl* access = nullptr;  // null: auth off
 };
 
 class HttpTransport {
@@ -44,6 +49,7 @@ class HttpTransport {
  private:
   struct Session {
     SessionState state;
+    std::string key_id;  // the API key that created it ("" with auth off)
     std::chrono::steady_clock::time_point last_used;
     std::mutex mu;  // one request of a session at a time
   };

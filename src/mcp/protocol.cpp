@@ -90,35 +90,35 @@ bool McpServer::IsInitialize(const json::value& message) {
 }
 
 std::optional<std::string> McpServer::HandleText(std::string_view text, SessionState& session,
-                                                 const std::string& default_project) const {
+                                                 const CallScope& scope) const {
   auto parsed = ParseJson(text, 128);
   if (!parsed.ok()) {
     return ToJsonString(
         ErrorResponse(nullptr, kParseError, "Parse error: " + parsed.status().message()));
   }
-  auto reply = Handle(*parsed, session, default_project);
+  auto reply = Handle(*parsed, session, scope);
   if (!reply) return std::nullopt;
   return ToJsonString(*reply);
 }
 
 std::optional<json::value> McpServer::Handle(const json::value& message, SessionState& session,
-                                             const std::string& default_project) const {
+                                             const CallScope& scope) const {
   if (message.is_array()) {
     const auto& batch = message.as_array();
     if (batch.empty())
       return ErrorResponse(nullptr, kInvalidRequest, "Invalid Request: empty batch");
     json::array replies;
     for (const auto& m : batch) {
-      if (auto r = HandleOne(m, session, default_project)) replies.push_back(std::move(*r));
+      if (auto r = HandleOne(m, session, scope)) replies.push_back(std::move(*r));
     }
     if (replies.empty()) return std::nullopt;
     return json::value(std::move(replies));
   }
-  return HandleOne(message, session, default_project);
+  return HandleOne(message, session, scope);
 }
 
 std::optional<json::value> McpServer::HandleOne(const json::value& message, SessionState& session,
-                                                const std::string& default_project) const {
+                                                const CallScope& scope) const {
   if (!message.is_object()) {
     return ErrorResponse(nullptr, kInvalidRequest, "Invalid Request: a message must be an object");
   }
@@ -154,7 +154,7 @@ std::optional<json::value> McpServer::HandleOne(const json::value& message, Sess
                          "Invalid Request: id must be a string or an integer");
   }
   try {
-    return HandleRequest(*id, name, params, session, default_project);
+    return HandleRequest(*id, name, params, session, scope);
   } catch (const std::exception& e) {
     return ErrorResponse(*id, kInternalError, std::string("Internal error: ") + e.what());
   }
@@ -162,11 +162,11 @@ std::optional<json::value> McpServer::HandleOne(const json::value& message, Sess
 
 json::value McpServer::HandleRequest(const json::value& id, const std::string& method,
                                      const json::value* params, SessionState& session,
-                                     const std::string& default_project) const {
+                                     const CallScope& scope) const {
   if (method == "initialize") return Initialize(id, params, session);
   if (method == "ping") return Success(id, json::object{});
   if (method == "tools/list") return ListTools(id, params, session);
-  if (method == "tools/call") return CallTool(id, params, session, default_project);
+  if (method == "tools/call") return CallTool(id, params, session, scope);
   return ErrorResponse(id, kMethodNotFound, "Method not found: " + method,
                        json::object{{"method", method}});
 }
@@ -247,8 +247,7 @@ json::value McpServer::ListTools(const json::value& id, const json::value* param
 }
 
 json::value McpServer::CallTool(const json::value& id, const json::value* params,
-                                const SessionState& session,
-                                const std::string& default_project) const {
+                                const SessionState& session, const CallScope& scope) const {
   if (!params || !params->is_object()) {
     return ErrorResponse(id, kInvalidParams, "Invalid params: tools/call needs an object");
   }
@@ -272,11 +271,12 @@ json::value McpServer::CallTool(const json::value& id, const json::value* params
     }
     arguments = a->as_object();
   }
-  CallContext ctx{session, default_project,
+  CallContext ctx{session, scope.default_project,
                   session.client_name.empty() ? std::string("mcp") : session.client_name};
   Result<ToolResult> out = Status::Internal("tool did not run");
   try {
-    out = tool->run(arguments, ctx);
+    Status allowed = scope.authorize ? scope.authorize(*tool, arguments) : Status::Ok();
+    out = allowed.ok() ? tool->run(arguments, ctx) : Result<ToolResult>(allowed);
   } catch (const std::exception& e) {
     out = Status::Internal(std::string("tool ") + tool->name + " failed: " + e.what());
   }

@@ -45,6 +45,16 @@ struct CallContext {
   std::string agent;            // the client's name unless the call names one
 };
 
+struct Tool;
+
+// What a transport knows about one request: the project calls act in unless
+// they name one, and a check run before each tool call (API-key scopes and
+// project confinement; a failure becomes the call's isError result).
+struct CallScope {
+  std::string default_project;  // empty: the service default
+  std::function<Status(const Tool& tool, const json::object& arguments)> authorize;
+};
+
 struct ToolResult {
   std::string text;         // concise, for the model
   json::object structured;  // matches the tool's outputSchema
@@ -82,10 +92,10 @@ class McpServer {
   // One parsed message (or a batch array); the reply, or nullopt when none is
   // due (notifications, responses, a batch of only those).
   std::optional<json::value> Handle(const json::value& message, SessionState& session,
-                                    const std::string& default_project = "") const;
+                                    const CallScope& scope = {}) const;
   // The same for raw text; a parse error yields the -32700 error response.
   std::optional<std::string> HandleText(std::string_view text, SessionState& session,
-                                        const std::string& default_project = "") const;
+                                        const CallScope& scope = {}) const;
 
   // True when `message` is a JSON-RPC request with method "initialize".
   static bool IsInitialize(const json::value& message);
@@ -93,15 +103,15 @@ class McpServer {
  private:
   json::value HandleRequest(const json::value& id, const std::string& method,
                             const json::value* params, SessionState& session,
-                            const std::string& default_project) const;
+                            const CallScope& scope) const;
   json::value Initialize(const json::value& id, const json::value* params,
                          SessionState& session) const;
   json::value ListTools(const json::value& id, const json::value* params,
                         const SessionState& session) const;
   json::value CallTool(const json::value& id, const json::value* params,
-                       const SessionState& session, const std::string& default_project) const;
+                       const SessionState& session, const CallScope& scope) const;
   std::optional<json::value> HandleOne(const json::value& message, SessionState& session,
-                                       const std::string& default_project) const;
+                                       const CallScope& scope) const;
 
   const ToolRegistry& tools_;
   ServerInfo info_;

@@ -42,7 +42,7 @@ struct RelayState {
 // POSTs one message to the server's /mcp with the session's headers,
 // remembering the session id the server hands out.
 HttpReply Post(const std::string& url, const std::string& body, RelayState* state,
-               const std::string& default_project) {
+               const std::string& default_project, const std::string& api_key) {
   HttpCall call;
   call.method = "POST";
   call.url = url;
@@ -53,6 +53,7 @@ HttpReply Post(const std::string& url, const std::string& body, RelayState* stat
     call.headers.push_back("MCP-Protocol-Version: " + state->protocol_version);
   }
   if (!default_project.empty()) call.headers.push_back("X-DevStream-Project: " + default_project);
+  if (!api_key.empty()) call.headers.push_back("Authorization: Bearer " + api_key);
   call.connect_timeout_ms = 2000;
   call.timeout_ms = 300000;
   HttpReply reply = HttpRequest(call);
@@ -116,12 +117,13 @@ void RunStdio(const McpServer& server, std::istream& in, std::ostream& out,
       continue;
     }
     if (Blank(line)) continue;
-    if (auto reply = server.HandleText(line, session, default_project)) WriteMessage(out, *reply);
+    if (auto reply = server.HandleText(line, session, CallScope{default_project, {}}))
+      WriteMessage(out, *reply);
   }
 }
 
 void RunStdioRelay(const std::string& base_url, std::istream& in, std::ostream& out,
-                   const std::string& default_project) {
+                   const std::string& default_project, const std::string& api_key) {
   RelayState state;
   std::string initialize_line;  // replayed when the server loses our session
   std::string url = base_url + "/mcp";
@@ -144,17 +146,17 @@ void RunStdioRelay(const std::string& base_url, std::istream& in, std::ostream& 
       state = RelayState{};
       initialize_line = line;
     }
-    HttpReply a = Post(url, line, &state, default_project);
+    HttpReply a = Post(url, line, &state, default_project, api_key);
     if (a.status == 404 && !initialize_line.empty() && !McpServer::IsInitialize(*parsed)) {
       // The server restarted (or expired the session): open a new one the
       // way the client did, then resend.
       std::cerr << "devstream mcp: session lost; re-initializing with " << url << "\n";
       state = RelayState{};
-      HttpReply init = Post(url, initialize_line, &state, default_project);
+      HttpReply init = Post(url, initialize_line, &state, default_project, api_key);
       if (init.error.empty() && init.status == 200) {
         Post(url, R"({"jsonrpc":"2.0","method":"notifications/initialized"})", &state,
-             default_project);
-        a = Post(url, line, &state, default_project);
+             default_project, api_key);
+        a = Post(url, line, &state, default_project, api_key);
       }
     }
     if (a.status >= 400 && a.status < 500) {

@@ -25,9 +25,10 @@ inline constexpr size_t kMaxStdioMessageBytes = 16 << 20;
 void RunStdio(const McpServer& server, std::istream& in, std::ostream& out,
               const std::string& default_project);
 
-// `base_url` like "http://127.0.0.1:8000" (no trailing /mcp).
+// `base_url` like "http://127.0.0.1:8000" (no trailing /mcp); `api_key`
+// (when not empty) goes with every request as Authorization: Bearer.
 void RunStdioRelay(const std::string& base_url, std::istream& in, std::ostream& out,
-                   const std::string& default_project);
+                   const std::string& default_project, const std::string& api_key = "");
 
 // True when a DevStream server answers GET <base_url>/version within
 // `timeout_ms`.

@@ -96,4 +96,40 @@ Result<std::vector<Project>> ListProjects(Connection& c) {
   return out;
 }
 
+Result<std::string> OwningProject(Connection& c, std::string_view id) {
+  struct Kind {
+    const char* prefix;
+    const char* noun;
+    const char* sql;
+  };
+  static const Kind kKinds[] = {
+      {"prj", "project", "SELECT id FROM projects WHERE id = ?1"},
+      {"pln", "plan", "SELECT project_id FROM intervention_plans WHERE id = ?1"},
+      {"phs", "phase",
+       "SELECT p.project_id FROM phases ph JOIN intervention_plans p ON p.id = ph.plan_id "
+       "WHERE ph.id = ?1"},
+      {"tsk", "task",
+       "SELECT p.project_id FROM micro_tasks t JOIN phases ph ON ph.id = t.phase_id "
+       "JOIN intervention_plans p ON p.id = ph.plan_id WHERE t.id = ?1"},
+      {"ses", "session", "SELECT project_id FROM work_sessions WHERE id = ?1"},
+  };
+  for (const Kind& k : kKinds) {
+    if (!IsValidId(id, k.prefix)) continue;
+    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(k.sql));
+    s.Bind(1, id);
+    DS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return Status::NotFound(std::string(k.noun) + " " + std::string(id) + " not found");
+    return s.Text(0);
+  }
+  return Status::InvalidArgument("\"" + std::string(id) + "\" is not a resource id");
+}
+
+Result<std::string> OwningProjectOfMemory(Connection& c, int64_t memory_id) {
+  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT project_id FROM semantic_memory WHERE id = ?1"));
+  s.Bind(1, memory_id);
+  DS_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return Status::NotFound("memory " + std::to_string(memory_id) + " not found");
+  return s.Text(0);
+}
+
 }  // namespace ds

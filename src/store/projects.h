@@ -8,6 +8,8 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/status.h"
 #include "store/database.h"
@@ -32,5 +34,12 @@ Result<Project> ProjectForWrite(Connection& c, const std::optional<std::string>&
 Result<std::optional<std::string>> ProjectIdForRead(Connection& c,
                                                     const std::optional<std::string>& name_or_id);
 Result<std::vector<Project>> ListProjects(Connection& c);
+
+// The id of the project that owns a resource: a project (prj_), plan (pln_),
+// phase (phs_), task (tsk_) or session (ses_) id. NotFound when there is no
+// such resource; InvalidArgument when `id` has none of those shapes.
+Result<std::string> OwningProject(Connection& c, std::string_view id);
+// The same for a memory, by its number.
+Result<std::string> OwningProjectOfMemory(Connection& c, int64_t memory_id);
 
 }  // namespace ds

@@ -124,6 +124,7 @@ TEST_F(OperationsTest, ProductionRefusesUnsafeStarts) {
   EXPECT_NE(r.err.find("security.secret_key must be at least 32 bytes"), std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("migration(s) pending"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("security.auth_enabled is false"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(db + "-wal"));
 
   ASSERT_EQ(RunCli({"migrate", "up", "--db", db}).exit_code, 0);
@@ -134,9 +135,16 @@ TEST_F(OperationsTest, ProductionRefusesUnsafeStarts) {
   EXPECT_NE(open.err.find("beyond loopback"), std::string::npos) << open.err;
   EXPECT_EQ(open.err.find(key), std::string::npos) << "the secret was echoed";
 
-  ServerProcess ok(db, {"--config", file}, {{"DEVSTREAM_SECRET_KEY", key}});
+  auto no_auth = RunCli({"--config", file, "serve", "--db", db, "--port", "0"},
+                        {{"DEVSTREAM_SECRET_KEY", key}});
+  EXPECT_EQ(no_auth.exit_code, 1);
+  EXPECT_NE(no_auth.err.find("security.auth_enabled is false"), std::string::npos) << no_auth.err;
+
+  ServerProcess ok(db, {"--config", file},
+                   {{"DEVSTREAM_SECRET_KEY", key}, {"DEVSTREAM_AUTH_ENABLED", "true"}});
   ASSERT_TRUE(ok.Start());
   EXPECT_EQ(Http(ok.port(), "GET", "/health/live").status, 200);
+  EXPECT_EQ(Http(ok.port(), "GET", "/api/v1/plans").status, 401);
   EXPECT_EQ(ok.Stop(), 0);
 }
 

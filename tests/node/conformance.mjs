@@ -12,7 +12,7 @@
 // src/api/memory_routes.cpp, src/api/engine_routes.cpp and
 // src/mcp/http_transport.cpp (POST/DELETE /mcp) are exactly the documented
 // operations. The server is stopped with SIGTERM in all cases.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { accessSync, constants as fsConstants, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -57,10 +57,11 @@ let serverStderr = "";
 let serverExit = null;
 const tmp = mkdtempSync(join(tmpdir(), "devstream-conformance-"));
 
-function startServer() {
+function startServer(env = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(binary, ["serve", "--host", "127.0.0.1", "--port", "0", "--db", join(tmp, "c.db")], {
       stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
     });
     server = child;
     let out = "";
@@ -168,6 +169,8 @@ async function call(method, template, expectStatus, opts = {}) {
       }
     }
     for (const name of Object.keys(opts.headers ?? {})) {
+      // Authorization is documented by the security scheme, never as a parameter.
+      if (name.toLowerCase() === "authorization" && (op.security ?? doc.security)?.length) continue;
       if (!declared.find((q) => q.in === "header" && q.name.toLowerCase() === name.toLowerCase())) {
         problem(`${label}: request header ${name} is not documented`);
       }
@@ -1228,16 +1231,70 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
   });
 }
 
-let exitCode = 0;
-try {
-  checkRoutesMatchSource();
-  base = await startServer();
+async function launch(env = {}) {
+  serverExit = null;
+  base = await startServer(env);
   server.removeAllListeners("exit");
   server.on("exit", (code, signal) => {
     serverExit = { code, signal };
   });
   console.log(`server at ${base}`);
+}
+
+// Creates an API key with the CLI on the scenario's database; returns the key.
+function createKey(name, scopes, project) {
+  const args = ["apikey", "create", "--name", name, "--scopes", scopes, "--db", join(tmp, "c.db"), "--json"];
+  if (project) args.push("--project", project);
+  const r = spawnSync(binary, args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`devstream ${args.join(" ")} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout).key;
+}
+
+// The same server with API keys on: the 401/403/404/429 answers are the
+// documented ones (problem+json, WWW-Authenticate, Retry-After).
+async function authScenario() {
+  const P = "/api/v1";
+  const reader = createKey("conf-reader", "read");
+  const admin = createKey("conf-admin", "admin");
+  const bound = createKey("conf-bound", "write", "bound-only");
+  const flood = createKey("conf-flood", "read");
+  await launch({ DEVSTREAM_AUTH_ENABLED: "true", DEVSTREAM_RATE_LIMIT_PER_MINUTE: "1", DEVSTREAM_RATE_LIMIT_BURST: "8" });
+  const as = (key) => ({ Authorization: `Bearer ${key}` });
+
+  const none = await call("GET", `${P}/plans`, 401);
+  expect((none.headers.get("www-authenticate") ?? "").startsWith("Bearer"), "401 without WWW-Authenticate: Bearer");
+  await call("POST", "/mcp", 401, { raw: "{}" });
+  await call("GET", "/health", 401, { headers: as("dsk_not-a-key") });
+  await call("GET", "/health/live", 200);
+  const plans = await call("GET", `${P}/plans`, 200, { headers: as(reader) });
+  const planId = plans.json?.items?.[0]?.id;
+  expect(planId, "the reader should see the scenario's plans");
+  await call("POST", `${P}/plans`, 403, { headers: as(reader), json: { title: "no" }, bodyValid: true });
+  await call("GET", `${P}/jobs`, 403, { headers: as(reader) });
+  await call("GET", `${P}/jobs`, 200, { headers: as(admin) });
+  await call("GET", "/metrics", 200, { headers: as(admin) });
+  await call("GET", `${P}/plans/{id}`, 404, { path: `${P}/plans/${planId}`, headers: as(bound) });
+  const own = await call("GET", `${P}/plans`, 200, { headers: as(bound) });
+  expect(own.json?.items?.length === 0, "a bound key must not list another project's plans");
+  await call("POST", `${P}/projects`, 403, { headers: as(bound), json: { name: "escape" }, bodyValid: true });
+  let limited = null;
+  for (let i = 0; i < 20 && !limited; i++) {
+    const r = await call("GET", "/version", [200, 429], { headers: as(flood) });
+    if (r.status === 429) limited = r;
+  }
+  expect(limited, "no 429 after 20 requests with a burst of 8");
+  if (limited) expect(Number(limited.headers.get("retry-after")) >= 1, "429 without Retry-After");
+}
+
+let exitCode = 0;
+try {
+  checkRoutesMatchSource();
+  await launch();
   await scenario();
+  const first = await stopServer();
+  if (first && (first.code !== 0 || first.signal)) problem(`server exited with code ${first.code} signal ${first.signal}`);
+  server = null;
+  await authScenario();
   checkCoverage();
 } catch (e) {
   problem(e.message);

@@ -18,7 +18,7 @@
 // is answered as an SSE stream (progress, then the result), DELETE ends the
 // session. Every child process is killed on exit; everything has a timeout.
 // Exits 0 when all checks pass, 1 with the list of failures otherwise.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { accessSync, constants as fsConstants, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -137,11 +137,11 @@ function withTimeout(promise, ms, what) {
 
 const server = { proc: null, stderr: "", exit: null, base: "" };
 
-function startServer(dbPath) {
+function startServer(dbPath, env = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(binary, ["serve", "--host", "127.0.0.1", "--port", "0", "--db", dbPath], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: childEnv(),
+      env: childEnv(env),
     });
     server.proc = child;
     if (child.pid) children.set(child.pid, "serve");
@@ -597,6 +597,54 @@ async function relayPart(base) {
   await closeStdio(entry);
 }
 
+// API keys (security.auth_enabled): the SDK client sends its key through
+// requestInit, the relay through DEVSTREAM_API_KEY; no key is refused at
+// connect, a read key cannot call a tool that writes.
+async function authPart(dbPath) {
+  const key = (name, scopes) => {
+    const r = spawnSync(binary, ["apikey", "create", "--name", name, "--scopes", scopes, "--db", dbPath, "--json"], { encoding: "utf8", env: childEnv() });
+    if (r.status !== 0) throw new Error(`apikey create failed: ${r.stderr}`);
+    return JSON.parse(r.stdout).key;
+  };
+  const writer = key("e2e-writer", "write");
+  const reader = key("e2e-reader", "read");
+  const base = await startServer(dbPath, { DEVSTREAM_AUTH_ENABLED: "true" });
+  server.proc.removeAllListeners("exit");
+  server.proc.on("exit", (code, signal) => {
+    server.exit = { code, signal };
+  });
+  const mcpUrl = new URL("/mcp", base);
+  const http = (k) => new StreamableHTTPClientTransport(mcpUrl, { requestInit: { headers: k ? { Authorization: `Bearer ${k}` } : {} } });
+
+  let refused = null;
+  try {
+    await connect("auth-none", http(null));
+  } catch (e) {
+    refused = e;
+  }
+  check(refused && /401/.test(String(refused.message ?? refused)), `auth: connecting without a key should fail with 401, got ${refused ? refused.message : "a connection"}`);
+
+  const w = await connect("auth-writer", http(writer));
+  await checkListTools("auth-writer", w.client);
+  await good("auth-writer", w.client, "devstream_store_memory", { content: "stored with a write key", content_type: "context", project: "e2e-auth" });
+  const r = await connect("auth-reader", http(reader));
+  await good("auth-reader", r.client, "devstream_search_memory", { query: "write key", project: "e2e-auth" });
+  await bad("auth-reader", r.client, "devstream_store_memory", { content: "not allowed", content_type: "context", project: "e2e-auth" }, ["write"]);
+
+  const relay = new StdioClientTransport({
+    command: binary,
+    args: ["mcp", "--project", "e2e-auth"],
+    env: childEnv({ DEVSTREAM_URL: base, DEVSTREAM_API_KEY: writer }),
+    cwd: tmp,
+    stderr: "pipe",
+  });
+  const entry = await connect("auth-relay", relay);
+  const found = await good("auth-relay", entry.client, "devstream_search_memory", { query: "stored with a write key" });
+  check(JSON.stringify(found?.structuredContent ?? {}).includes("stored with a write key"), "auth-relay: the relay with DEVSTREAM_API_KEY should see the project's memory");
+  await closeStdio(entry);
+  for (const c of [w, r]) await withTimeout(c.client.close(), EXIT_TIMEOUT_MS, "auth client close").catch((e) => check(false, e.message));
+}
+
 const started = Date.now();
 let exitCode = 0;
 try {
@@ -616,6 +664,14 @@ try {
   await relayPart(base);
   console.log(`ok   relay (${Date.now() - t} ms)`);
   check(!server.exit, `devstream serve died during the test: ${JSON.stringify(server.exit)}; stderr:\n${server.stderr.slice(-4000)}`);
+  await stopServer();
+  server.proc = null;
+  server.exit = null;
+  server.stderr = "";
+  t = Date.now();
+  await authPart(join(tmp, "e2e2.db"));
+  console.log(`ok   auth (${Date.now() - t} ms)`);
+  check(!server.exit, `devstream serve (auth) died during the test: ${JSON.stringify(server.exit)}`);
 } catch (e) {
   check(false, `aborted: ${e.stack ?? e.message}`);
   for (const c of clients) if (c.stderr) console.log(`--- ${c.label} stderr (tail)\n${c.stderr.slice(-3000)}`);

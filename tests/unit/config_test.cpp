@@ -144,24 +144,54 @@ TEST(SettingsTest, ProductionRefusesUnsafeStarts) {
   ASSERT_TRUE(weak.ok()) << weak.status().message();
   EXPECT_EQ(weak->environment, "production");
   auto refusals = ProductionRefusals(*weak, 2);
-  ASSERT_EQ(refusals.size(), 2u);
+  ASSERT_EQ(refusals.size(), 3u);
   EXPECT_NE(refusals[0].find("at least 32 bytes"), std::string::npos);
   EXPECT_NE(refusals[1].find("2 migration(s) pending"), std::string::npos);
+  EXPECT_NE(refusals[2].find("security.auth_enabled is false"), std::string::npos);
 
-  auto open = LoadSettings(Options(
-      {{"DEVSTREAM_SECRET_KEY", std::string(32, 'k')}, {"DEVSTREAM_HOST", "0.0.0.0"}}, file));
+  std::string key(32, 'k');
+  auto open =
+      LoadSettings(Options({{"DEVSTREAM_SECRET_KEY", key}, {"DEVSTREAM_HOST", "0.0.0.0"}}, file));
   ASSERT_TRUE(open.ok());
   auto r = ProductionRefusals(*open, 0);
-  ASSERT_EQ(r.size(), 1u);
-  EXPECT_NE(r[0].find("beyond loopback"), std::string::npos);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_NE(r[1].find("beyond loopback without authentication"), std::string::npos);
 
-  auto good = LoadSettings(Options({{"DEVSTREAM_SECRET_KEY", std::string(32, 'k')}}, file));
+  // With API keys on, production may listen beyond loopback (behind nginx).
+  auto good = LoadSettings(Options({{"DEVSTREAM_SECRET_KEY", key},
+                                    {"DEVSTREAM_AUTH_ENABLED", "true"},
+                                    {"DEVSTREAM_HOST", "0.0.0.0"}},
+                                   file));
   ASSERT_TRUE(good.ok());
+  EXPECT_TRUE(good->auth_enabled);
   EXPECT_TRUE(ProductionRefusals(*good, 0).empty());
-  // Development never refuses.
+  // Development never refuses (it warns when open beyond loopback).
   auto dev = LoadSettings(Options({{"DEVSTREAM_HOST", "0.0.0.0"}}));
   ASSERT_TRUE(dev.ok());
+  EXPECT_FALSE(dev->auth_enabled);
   EXPECT_TRUE(ProductionRefusals(*dev, 5).empty());
+}
+
+TEST(SettingsTest, CorsDrainAndConnectionDefaults) {
+  auto d = LoadSettings(Options({}));
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->guard.cors_origins.empty()) << "CORS is off by default";
+  EXPECT_EQ(d->max_connections, 50);
+  EXPECT_EQ(d->idle_timeout_s, 30);
+  EXPECT_EQ(d->request_timeout_s, 120);
+  EXPECT_EQ(d->drain_timeout_s, 30);
+  auto s = LoadSettings(Options({{"DEVSTREAM_CORS_ORIGINS", "https://a.example,https://b.example"}},
+                                std::nullopt, {{"server.drain_timeout_s", "5"}}));
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->guard.cors_origins,
+            (std::vector<std::string>{"https://a.example", "https://b.example"}));
+  EXPECT_EQ(s->drain_timeout_s, 5);
+  auto bad = LoadSettings(Options({}, std::nullopt, {{"server.drain_timeout_s", "0"}}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("server.drain_timeout_s"), std::string::npos);
+  auto bad_auth = LoadSettings(Options({{"DEVSTREAM_AUTH_ENABLED", "maybe"}}));
+  ASSERT_FALSE(bad_auth.ok());
+  EXPECT_NE(bad_auth.status().message().find("security.auth_enabled"), std::string::npos);
 }
 
 TEST(SettingsTest, UnknownDevStreamVariablesAreReported) {

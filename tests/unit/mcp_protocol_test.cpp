@@ -149,7 +149,7 @@ class McpFakeServerTest : public ::testing::Test {
 
   // The reply to `text` in session_, which must exist.
   json::value Reply(std::string_view text, const std::string& project = "") {
-    auto r = server_.HandleText(text, session_, project);
+    auto r = server_.HandleText(text, session_, mcp::CallScope{project, {}});
     EXPECT_TRUE(r.has_value()) << "no reply to " << text;
     return r ? Parse(*r) : json::value(nullptr);
   }
@@ -477,12 +477,31 @@ TEST_F(McpFakeServerTest, NewerVersionsGetStructuredContent) {
 
 // ---- tools/call ----
 
+TEST_F(McpFakeServerTest, ARefusedCallIsAToolErrorAndDoesNotRun) {
+  SessionState s;
+  ASSERT_TRUE(server_.HandleText(Initialize("2025-11-25", "claude-code"), s));
+  std::string seen_tool;
+  CallScope scope{"", [&](const Tool& tool, const json::object& args) {
+                    seen_tool = tool.name;
+                    EXPECT_TRUE(args.contains("b"));
+                    return Status::Forbidden("this tool needs write");
+                  }};
+  auto text = server_.HandleText(
+      Request("9", "tools/call", R"({"name":"echo","arguments":{"b":"c"}})"), s, scope);
+  ASSERT_TRUE(text);
+  json::value reply = Parse(*text);
+  EXPECT_EQ(seen_tool, "echo");
+  EXPECT_TRUE(reply.at("result").at("isError").as_bool());
+  EXPECT_NE(ToJsonString(reply).find("needs write"), std::string::npos);
+  EXPECT_EQ(ToJsonString(reply).find("\"b\":\"c\""), std::string::npos) << "the tool ran";
+}
+
 TEST_F(McpFakeServerTest, CallPassesArgumentsProjectAndAgent) {
   SessionState s;
   ASSERT_TRUE(server_.HandleText(Initialize("2025-11-25", "claude-code"), s));
   auto text = server_.HandleText(
       Request("9", "tools/call", R"({"name":"echo","arguments":{"a":[1,2],"b":"c"}})"), s,
-      "myproj");
+      CallScope{"myproj", {}});
   ASSERT_TRUE(text);
   json::value reply = Parse(*text);
   const json::object& result = ResultOf(reply);
@@ -589,7 +608,7 @@ class McpDevStreamToolsTest : public ::testing::Test {
   json::value Call(SessionState& s, const std::string& name, const std::string& arguments) {
     auto text = server_->HandleText(
         Request("1", "tools/call", R"({"name":")" + name + R"(","arguments":)" + arguments + "}"),
-        s, "unit");
+        s, CallScope{"unit", {}});
     EXPECT_TRUE(text);
     return text ? Parse(*text) : json::value(nullptr);
   }
