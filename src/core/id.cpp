@@ -87,4 +87,14 @@ std::string RandomHex(size_t n) {
   return hex;
 }
 
+std::string Blake2bHex(std::string_view data) {
+  EnsureSodium();
+  unsigned char out[32];
+  crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size(), nullptr, 0);
+  char hex[65];
+  sodium_bin2hex(hex, sizeof hex, out, sizeof out);
+  return hex;
+}
+
 }  // namespace ds

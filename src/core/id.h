@@ -15,5 +15,7 @@ std::string NewId(std::string_view prefix);
 bool IsValidId(std::string_view id, std::string_view prefix);
 // Hex of `n` random bytes (request ids, tokens).
 std::string RandomHex(size_t n);
+// Hex of the 32-byte BLAKE2b hash of `data` (migration checksums, API-key hashes).
+std::string Blake2bHex(std::string_view data);
 
 }  // namespace ds

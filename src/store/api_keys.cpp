@@ -1,7 +1,5 @@
 #include "store/api_keys.h"
 
-#include <sodium.h>
-
 #include "core/clock.h"
 #include "core/encoding.h"
 #include "core/id.h"
@@ -14,15 +12,6 @@ namespace {
 constexpr std::string_view kTokenPrefix = "dsk_";
 constexpr size_t kTokenHexChars = 64;
 constexpr int64_t kTouchEveryMs = 60'000;
-
-std::string TokenHash(std::string_view token) {
-  unsigned char out[32];
-  crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(token.data()),
-                     token.size(), nullptr, 0);
-  char hex[65];
-  sodium_bin2hex(hex, sizeof hex, out, sizeof out);
-  return hex;
-}
 
 bool TokenShaped(std::string_view token) {
   if (token.size() != kTokenPrefix.size() + kTokenHexChars) return false;
@@ -152,7 +141,7 @@ Result<CreatedApiKey> ApiKeyStore::Create(const std::string& name, uint8_t scope
     ins.Bind(1, k.id)
         .Bind(2, k.name)
         .Bind(3, k.prefix)
-        .Bind(4, TokenHash(out.token))
+        .Bind(4, Blake2bHex(out.token))
         .Bind(5, ToJsonString(names))
         .Bind(6, k.project_id)
         .Bind(7, k.created_at);
@@ -201,7 +190,7 @@ Result<ApiKey> ApiKeyStore::Revoke(const std::string& name_or_id) {
 Result<ApiKey> ApiKeyStore::Authenticate(std::string_view token) {
   static const Status kRefused = Status::Unauthorized("invalid or revoked API key");
   if (!TokenShaped(token)) return kRefused;
-  std::string hash = TokenHash(token);
+  std::string hash = Blake2bHex(token);
   std::optional<ApiKey> found;
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
     DS_ASSIGN_OR_RETURN(Stmt s,

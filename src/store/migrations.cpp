@@ -1,24 +1,12 @@
 #include "store/migrations.h"
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <map>
 
 #include "core/clock.h"
+#include "core/id.h"
 
 namespace ds {
-
-namespace {
-std::string Blake2bHex(const std::string& text) {
-  unsigned char out[32];
-  crypto_generichash(out, sizeof out, reinterpret_cast<const unsigned char*>(text.data()),
-                     text.size(), nullptr, 0);
-  char hex[65];
-  sodium_bin2hex(hex, sizeof hex, out, sizeof out);
-  return hex;
-}
-}  // namespace
 
 Result<Migration> ParseMigration(int version, std::string name, const std::string& text) {
   static const std::string kUp = "-- +migrate up";

@@ -4,11 +4,7 @@
 // project's things under a project-bound key, guards /metrics and /mcp the
 // same way, and answers CORS for configured origins only. Also: SIGTERM lets
 // requests still uploading their bodies finish (none fails) before exiting.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -230,42 +226,6 @@ TEST_F(AuthTest, KeysScopesAndProjectsOverTheRealServer) {
   }
 }
 
-int Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
-
-bool SendAll(int fd, const std::string& s) {
-  size_t off = 0;
-  while (off < s.size()) {
-    ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-std::string ReadAll(int fd) {
-  std::string out;
-  char buf[4096];
-  while (true) {
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
 TEST_F(AuthTest, SigtermLetsRequestsInFlightFinish) {
   ServerProcess server(db_, {}, {{"DEVSTREAM_SERVICE_MODE", "api"}});
   ASSERT_TRUE(server.Start());
@@ -294,12 +254,12 @@ TEST_F(AuthTest, SigtermLetsRequestsInFlightFinish) {
   if (late >= 0) {
     // Accepted by the kernel before the close was processed: it must not be served.
     SendAll(late, "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n");
-    EXPECT_EQ(ReadAll(late).find("200 OK"), std::string::npos);
+    EXPECT_EQ(ReadUntilClose(late, 5000).find("200 OK"), std::string::npos);
     close(late);
   }
   for (int i = 0; i < kClients; ++i) {
     ASSERT_TRUE(SendAll(fds[i], bodies[i].substr(bodies[i].size() / 2)));
-    std::string reply = ReadAll(fds[i]);
+    std::string reply = ReadUntilClose(fds[i], 10000);
     EXPECT_EQ(reply.rfind("HTTP/1.1 201", 0), 0u) << "request " << i << ": " << reply;
     close(fds[i]);
   }

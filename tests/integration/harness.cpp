@@ -24,7 +24,6 @@
 extern char** environ;
 
 namespace ds::itest {
-namespace {
 
 int Connect(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -66,6 +65,8 @@ std::string ReadUntilClose(int fd, int timeout_ms) {
   }
   return out;
 }
+
+namespace {
 
 HttpResult ParseResponse(const std::string& raw) {
   HttpResult r;

@@ -32,6 +32,13 @@ HttpResult Http(int port, const std::string& method, const std::string& target,
                 const std::string& body = "",
                 const std::vector<std::pair<std::string, std::string>>& headers = {},
                 bool json_content_type = true);
+// Raw sockets, for requests the HTTP helpers cannot make (half-sent bodies):
+// a blocking loopback connection (-1 when refused), a full send, and
+// everything received until the peer closes or timeout_ms passes.
+int Connect(int port);
+bool SendAll(int fd, const std::string& data);
+std::string ReadUntilClose(int fd, int timeout_ms);
+
 // Sends raw bytes and returns whatever the server answers before closing.
 std::string RawExchange(int port, const std::string& bytes, int timeout_ms = 5000);
 
