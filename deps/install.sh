@@ -18,5 +18,17 @@ if [ -n "$missing" ]; then
   echo "installing:$missing"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+  # Packages with daemons (nginx, openssh-server) must not start them: the
+  # tests run their own instances on loopback ports. policy-rc.d says so to
+  # every maintainer script; one the machine already has is left alone.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+  fi
+  status=0
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing || status=$?
+  if [ -n "$policy" ]; then $SUDO rm -f "$policy"; fi
+  exit $status
 fi
