@@ -24,11 +24,17 @@ namespace ds::app {
 namespace {
 
 // "<dir>/<prefix>2026-11-26T07-55-46.db": the time to the second, with '-'
-// for ':' so the name is valid everywhere.
+// for ':' so the name is valid everywhere; "...-46-2.db" and so on when a
+// backup of the same second exists, so none is ever overwritten.
 std::string StampedBackupPath(const std::string& dir, const std::string& prefix) {
   std::string stamp = FormatTimestamp(NowMillis()).substr(0, 19);
   std::replace(stamp.begin(), stamp.end(), ':', '-');
-  return dir + "/" + prefix + stamp + ".db";
+  std::string path = dir + "/" + prefix + stamp + ".db";
+  std::error_code ec;
+  for (int n = 2; std::filesystem::exists(path, ec); ++n) {
+    path = dir + "/" + prefix + stamp + "-" + std::to_string(n) + ".db";
+  }
+  return path;
 }
 
 // GET url: (HTTP status, body); Unavailable when nothing answers.

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -345,6 +346,15 @@ TEST_F(OperationsTest, BackupDuringWritesRestoresConsistently) {
   EXPECT_GE(std::stoi(copied), 30);
   EXPECT_EQ(Scalar(path, "SELECT count(*) FROM memory_fts"), copied);
   EXPECT_EQ(Scalar(path, "SELECT count(*) FROM memory_vectors"), copied);
+  // Two backups in the same second never overwrite each other.
+  auto again = RunCli({"--json", "backup", "create", "--db", db, "--dir", dir_ + "/bk"});
+  auto third = RunCli({"--json", "backup", "create", "--db", db, "--dir", dir_ + "/bk"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  ASSERT_EQ(third.exit_code, 0) << third.err;
+  std::set<std::string> paths{path, std::string(json::parse(again.out).at("path").as_string()),
+                              std::string(json::parse(third.out).at("path").as_string())};
+  EXPECT_EQ(paths.size(), 3u);
+  EXPECT_EQ(Scalar(path, "SELECT count(*) FROM semantic_memory"), copied) << "overwritten";
 
   // Restore into the live database while the server runs: it sees the
   // backup's content at once, and the replaced content was saved first.
