@@ -4,6 +4,7 @@
 
 #include "app/store_open.h"
 #include "core/log.h"
+#include "core/signing.h"
 #include "memory/remote_embedder.h"
 
 namespace ds::app {
@@ -19,6 +20,8 @@ Result<std::unique_ptr<Services>> OpenServices(const Settings& settings,
                                                std::optional<int> reader_pool) {
   auto s = std::make_unique<Services>();
   s->settings = settings;
+  // Cursors and MCP session ids this process hands out are signed with it.
+  SetSigningKey(settings.secret_key);
   DS_ASSIGN_OR_RETURN(s->db, OpenMigratedDatabase(settings.database_path,
                                                   reader_pool.value_or(settings.reader_pool),
                                                   settings.busy_timeout_ms));

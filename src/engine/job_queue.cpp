@@ -6,6 +6,7 @@
 #include "core/clock.h"
 #include "core/encoding.h"
 #include "core/id.h"
+#include "core/signing.h"
 
 namespace ds::engine {
 namespace {
@@ -259,7 +260,7 @@ Result<Job> JobQueue::Get(const std::string& id) {
 Result<JobPage> JobQueue::List(const JobFilter& f) {
   std::string after;
   if (f.cursor && !f.cursor->empty()) {
-    auto raw = Base64UrlDecode(*f.cursor);
+    auto raw = DecodeCursor(f.cursor);
     if (!raw || raw->rfind("before:", 0) != 0 || raw->size() > 100) {
       return Status::InvalidArgument("cursor is not a cursor this server issued")
           .WithDetail("field", "cursor");
@@ -284,7 +285,7 @@ Result<JobPage> JobQueue::List(const JobFilter& f) {
   }));
   if (static_cast<int>(page.items.size()) > limit) {
     page.items.pop_back();
-    page.next_cursor = Base64UrlEncode("before:" + page.items.back().id);
+    page.next_cursor = EncodeCursor("before:" + page.items.back().id);
   }
   return page;
 }

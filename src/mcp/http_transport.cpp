@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "core/id.h"
+#include "core/signing.h"
 
 namespace ds::mcp {
 namespace {
@@ -102,6 +103,7 @@ bool HttpTransport::OriginAllowed(const std::string& origin) const {
 }
 
 std::shared_ptr<HttpTransport::Session> HttpTransport::Find(const std::string& id) {
+  if (!Verify(id)) return nullptr;  // not one we issued: no lookup needed
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return nullptr;
@@ -115,7 +117,7 @@ std::shared_ptr<HttpTransport::Session> HttpTransport::Find(const std::string& i
 }
 
 std::string HttpTransport::Create(std::shared_ptr<Session> session) {
-  std::string id = RandomHex(16);
+  std::string id = Sign(RandomHex(16));
   std::lock_guard<std::mutex> lock(mu_);
   auto now = std::chrono::steady_clock::now();
   for (auto it = sessions_.begin(); it != sessions_.end();) {

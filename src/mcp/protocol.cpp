@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "core/encoding.h"
+#include "core/signing.h"
 
 namespace ds::mcp {
 namespace {
@@ -213,7 +214,7 @@ json::value McpServer::ListTools(const json::value& id, const json::value* param
   if (params && params->is_object()) {
     if (const json::value* c = params->as_object().if_contains("cursor"); c && !c->is_null()) {
       std::optional<std::string> raw;
-      if (c->is_string()) raw = Base64UrlDecode(std::string(c->as_string()));
+      if (c->is_string()) raw = DecodeCursor(std::string(c->as_string()));
       size_t parsed = 0;
       bool ok = raw && raw->rfind("tools:", 0) == 0;
       if (ok) {
@@ -242,7 +243,7 @@ json::value McpServer::ListTools(const json::value& id, const json::value* param
     list.push_back(std::move(entry));
   }
   json::object result{{"tools", std::move(list)}};
-  if (end < all.size()) result["nextCursor"] = Base64UrlEncode("tools:" + std::to_string(end));
+  if (end < all.size()) result["nextCursor"] = EncodeCursor("tools:" + std::to_string(end));
   return Success(id, std::move(result));
 }
 

@@ -18,6 +18,7 @@
 #include "core/encoding.h"
 #include "core/id.h"
 #include "core/json.h"
+#include "core/signing.h"
 #include "memory/fts_query.h"
 #include "memory/redaction.h"
 #include "memory/remote_embedder.h"
@@ -941,7 +942,7 @@ Result<MemoryService::Page> MemoryService::List(const MemoryFilter& f) {
   Page page;
   int64_t after = INT64_MAX;  // newest first: ids below the cursor
   if (f.cursor && !f.cursor->empty()) {
-    auto raw = Base64UrlDecode(*f.cursor);
+    auto raw = DecodeCursor(f.cursor);
     char* end = nullptr;
     if (!raw || raw->rfind("before:", 0) != 0 ||
         (after = std::strtoll(raw->c_str() + 7, &end, 10), *end != '\0') || after <= 0) {
@@ -970,7 +971,7 @@ Result<MemoryService::Page> MemoryService::List(const MemoryFilter& f) {
   }));
   if (static_cast<int>(page.items.size()) > limit) {
     page.items.pop_back();
-    page.next_cursor = Base64UrlEncode("before:" + std::to_string(page.items.back().id));
+    page.next_cursor = EncodeCursor("before:" + std::to_string(page.items.back().id));
   }
   return page;
 }

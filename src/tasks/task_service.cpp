@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "core/encoding.h"
 #include "core/id.h"
+#include "core/signing.h"
 #include "tasks/dependency_graph.h"
 #include "tasks/state_machine.h"
 
@@ -19,13 +20,13 @@ constexpr int kMaxPageSize = 500;
 
 // ---- small helpers ----
 
-std::string EncodeCursor(const std::string& last_id) {
-  return Base64UrlEncode("after:" + last_id);
+std::string PageCursor(const std::string& last_id) {
+  return EncodeCursor("after:" + last_id);
 }
 
-Result<std::string> DecodeCursor(const std::optional<std::string>& cursor) {
-  if (!cursor || cursor->empty()) return std::string();
-  auto raw = Base64UrlDecode(*cursor);
+Result<std::string> PagePosition(const std::optional<std::string>& cursor) {
+  auto raw = DecodeCursor(cursor);
+  if (raw && raw->empty()) return std::string();
   if (!raw || raw->rfind("after:", 0) != 0 || raw->size() > 100) {
     return Status::InvalidArgument("cursor is not a cursor this server issued")
         .WithDetail("field", "cursor");
@@ -712,7 +713,7 @@ Result<Plan> TaskService::GetPlan(const std::string& id) {
 
 Result<Page<Plan>> TaskService::ListPlans(const PlanFilter& f) {
   Page<Plan> page;
-  DS_ASSIGN_OR_RETURN(std::string after, DecodeCursor(f.cursor));
+  DS_ASSIGN_OR_RETURN(std::string after, PagePosition(f.cursor));
   int limit = ClampLimit(f.limit);
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
     DS_ASSIGN_OR_RETURN(auto project_id, ProjectIdForRead(c, f.project));
@@ -731,7 +732,7 @@ Result<Page<Plan>> TaskService::ListPlans(const PlanFilter& f) {
   }));
   if (static_cast<int>(page.items.size()) > limit) {
     page.items.pop_back();
-    page.next_cursor = EncodeCursor(page.items.back().id);
+    page.next_cursor = PageCursor(page.items.back().id);
   }
   return page;
 }
@@ -1004,7 +1005,7 @@ Result<Task> TaskService::GetTask(const std::string& id) {
 
 Result<Page<Task>> TaskService::ListTasks(const TaskFilter& f) {
   Page<Task> page;
-  DS_ASSIGN_OR_RETURN(std::string after, DecodeCursor(f.cursor));
+  DS_ASSIGN_OR_RETURN(std::string after, PagePosition(f.cursor));
   int limit = ClampLimit(f.limit);
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
     std::optional<std::string> project_id;
@@ -1036,7 +1037,7 @@ Result<Page<Task>> TaskService::ListTasks(const TaskFilter& f) {
   }));
   if (static_cast<int>(page.items.size()) > limit) {
     page.items.pop_back();
-    page.next_cursor = EncodeCursor(page.items.back().id);
+    page.next_cursor = PageCursor(page.items.back().id);
   }
   return page;
 }

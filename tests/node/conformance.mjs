@@ -1153,7 +1153,7 @@ async function mcpScenario() {
   const init = rpc(1, "initialize", { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "conformance", version: "1" } });
   const opened = await call("POST", M, 200, { headers: { "X-DevStream-Project": "engine" }, json: init, bodyValid: true });
   const sid = opened.headers.get("mcp-session-id") ?? "";
-  expect(opened.json?.result?.protocolVersion === "2025-11-25" && opened.json?.result?.serverInfo?.name === "devstream" && sid.length === 32, "initialize should negotiate 2025-11-25 and open a session");
+  expect(opened.json?.result?.protocolVersion === "2025-11-25" && opened.json?.result?.serverInfo?.name === "devstream" && /^[0-9a-f]{32}\.[A-Za-z0-9_-]{22}$/.test(sid), "initialize should negotiate 2025-11-25 and open a session");
   const S = { "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-11-25" };
   await call("POST", M, 202, { headers: S, json: { jsonrpc: "2.0", method: "notifications/initialized" }, bodyValid: true });
   const tools = await call("POST", M, 200, { headers: S, json: rpc(2, "tools/list"), bodyValid: true });

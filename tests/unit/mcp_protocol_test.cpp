@@ -25,6 +25,7 @@
 #include "app/services.h"
 #include "core/encoding.h"
 #include "core/json.h"
+#include "core/signing.h"
 #include "engine/job_handlers.h"
 #include "mcp/devstream_tools.h"
 #include "test_util.h"
@@ -417,10 +418,14 @@ TEST_F(McpFakeServerTest, ToolsListRejectsBadCursors) {
     EXPECT_EQ(ErrorCode(r), kInvalidParams) << cursor << " -> " << ToJsonString(r);
     EXPECT_EQ(Obj(r).at("id"), json::value(11));
   }
-  // A well-formed cursor of ours works.
+  // A cursor of ours works; the same position unsigned does not.
   json::value ok =
       Reply(Request("12", "tools/list",
+                    R"({"cursor":)" + ToJsonString(json::value(EncodeCursor("tools:6"))) + "}"));
+  json::value unsigned_cursor =
+      Reply(Request("13", "tools/list",
                     R"({"cursor":)" + ToJsonString(json::value(Base64UrlEncode("tools:6"))) + "}"));
+  EXPECT_EQ(ErrorCode(unsigned_cursor), kInvalidParams);
   EXPECT_EQ(ResultOf(ok).at("tools").as_array().size(), 1u);
 }
 
