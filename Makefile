@@ -8,7 +8,7 @@ RELEASE_DIR := build/release
 ASAN_DIR    := build/asan
 GENERATOR   := -G Ninja
 
-.PHONY: all deps dev-deps test-deps build build-asan build-clang run test bench fmt lint clean
+.PHONY: all deps dev-deps test-deps bench-deps build build-asan build-clang run test bench bench-build bench-quick fmt lint clean
 
 all: build
 
@@ -39,11 +39,20 @@ run: build
 test: build-asan
 	cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
-bench: test-deps $(RELEASE_DIR)/build.ninja
+bench-deps: test-deps
+	@sh deps/install.sh deps/debian-bench-packages.txt
 	@cd bench/node && ( [ -d node_modules ] && npm ls >/dev/null 2>&1 || npm ci --no-audit --no-fund --loglevel=error )
+
+bench-build: bench-deps $(RELEASE_DIR)/build.ninja
 	cmake -S . -B $(RELEASE_DIR) -DDEVSTREAM_BUILD_BENCH=ON
 	cmake --build $(RELEASE_DIR) -j $(JOBS)
-	@for b in $(RELEASE_DIR)/bench/bench_*; do echo "== $$b"; "$$b" || exit 1; done
+
+# Every benchmark (tens of minutes); bench-quick: a subset under 5 minutes.
+bench: bench-build
+	@sh bench/run.sh
+
+bench-quick: bench-build
+	@BENCH_QUICK=1 sh bench/run.sh
 
 dev-deps: deps
 	@sh deps/install.sh deps/debian-dev-packages.txt
