@@ -84,11 +84,12 @@ def queries(n, seed=7):
     return out
 
 
-def start_server(devstream, db, dim, log):
+def start_server(devstream, db, dim, log, server_env=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEVSTREAM_")}
     env.update({"DEVSTREAM_EMBEDDING_PROVIDER": "hash", "DEVSTREAM_EMBEDDING_DIM": str(dim),
                 "DEVSTREAM_SERVICE_MODE": "api", "DEVSTREAM_LOG_LEVEL": "warn",
                 "DEVSTREAM_MAX_CONNECTIONS": "1000"})
+    env.update(server_env or {})
     proc = subprocess.Popen([devstream, "serve", "--host", "127.0.0.1", "--port", "0", "--db", db],
                             stdout=subprocess.PIPE, stderr=log, env=env, text=True)
     line = proc.stdout.readline()
@@ -99,7 +100,10 @@ def start_server(devstream, db, dim, log):
     return proc, int(m.group(1))
 
 
-def seed(devstream, out_dir, count, dim, project="bench"):
+def seed(devstream, out_dir, count, dim, project="bench", server_env=None):
+    """`server_env`: extra DEVSTREAM_* settings for the seeding server only
+    (e.g. DEVSTREAM_HNSW_THRESHOLD to keep the index flat while ingesting);
+    they do not change the stored rows."""
     os.makedirs(out_dir, exist_ok=True)
     db = os.path.join(out_dir, f"memories-{count}-{dim}.db")
     if os.path.exists(db + ".done"):
@@ -110,7 +114,7 @@ def seed(devstream, out_dir, count, dim, project="bench"):
     if os.path.isdir(db + ".index"):
         subprocess.run(["rm", "-rf", db + ".index"], check=True)
     with open(db + ".seed.log", "w") as log:
-        proc, port = start_server(devstream, db, dim, log)
+        proc, port = start_server(devstream, db, dim, log, server_env)
         try:
             rng = random.Random(20261126)
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
@@ -144,8 +148,11 @@ def main():
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra setting for the seeding server (repeatable)")
     a = ap.parse_args()
-    print(seed(a.devstream, a.out, a.count, a.dim))
+    extra = dict(kv.split("=", 1) for kv in a.server_env)
+    print(seed(a.devstream, a.out, a.count, a.dim, server_env=extra))
 
 
 if __name__ == "__main__":

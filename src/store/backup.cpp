@@ -59,8 +59,11 @@ Result<BackupInfo> OnlineBackup(const std::string& source_db, const std::string&
     fs::remove(partial, ec);
     return st;
   }
-  // The copy is a rollback-journal database on its own; make sure it reads
-  // back before it replaces anything.
+  // The copy carries the live file's WAL flag; make it a rollback-journal
+  // database on its own, so reading it (verify, restore) never leaves -wal
+  // and -shm files beside it. Then make sure it reads back before it
+  // replaces anything.
+  sqlite3_exec(out.get(), "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
   sqlite3_stmt* check = nullptr;
   std::string verdict;
   if (sqlite3_prepare_v2(out.get(), "PRAGMA integrity_check", -1, &check, nullptr) == SQLITE_OK &&

@@ -355,6 +355,7 @@ TEST_F(OperationsTest, BackupDuringWritesRestoresConsistently) {
                               std::string(json::parse(third.out).at("path").as_string())};
   EXPECT_EQ(paths.size(), 3u);
   EXPECT_EQ(Scalar(path, "SELECT count(*) FROM semantic_memory"), copied) << "overwritten";
+  EXPECT_EQ(Scalar(path, "PRAGMA journal_mode"), "delete") << "a backup stands alone";
 
   // Restore into the live database while the server runs: it sees the
   // backup's content at once, and the replaced content was saved first.
@@ -371,6 +372,8 @@ TEST_F(OperationsTest, BackupDuringWritesRestoresConsistently) {
             "1");
   EXPECT_EQ(Scalar(db, "SELECT count(*) FROM semantic_memory"), copied);
   EXPECT_EQ(Scalar(db, "PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(Scalar(db, "PRAGMA journal_mode"), "wal") << "the live database must stay in WAL mode";
+  EXPECT_FALSE(std::filesystem::exists(path + "-wal")) << "reading the backup left a WAL file";
   // Searches answer from the restored content (the index reloads).
   bool gone = false;
   for (int i = 0; i < 50 && !gone; ++i) {
