@@ -112,6 +112,9 @@ class MemoryService {
   Result<std::pair<int64_t, int64_t>> WriteLogged(const std::function<Status(Connection&)>& fn);
 
   std::string SidecarPath(const std::string& partition) const;
+  // Document frequency of each of `terms` (0: no memory has it), cached.
+  Result<std::vector<int64_t>> TermFrequencies(Connection& c,
+                                               const std::vector<std::string>& terms);
   void NoteVector(const std::string& partition, int64_t id, bool has_vector);
   bool PartitionCovered(const std::string& partition) const;
 
@@ -134,6 +137,13 @@ class MemoryService {
   std::unique_ptr<VectorIndex> fallback_index_;
   std::function<void()> missing_vector_listener_;
   std::function<void(const SearchResult&)> search_listener_;
+  // Document frequencies of query terms (raw term -> rows containing it).
+  // Counting a common term scans its whole posting list, which cost more
+  // than the search itself, so counts are reused until the number of
+  // memories has moved by more than a tenth. Locked by df_mu_.
+  std::mutex df_mu_;
+  std::unordered_map<std::string, int64_t> df_cache_;
+  int64_t df_cache_rows_ = 0;
 };
 
 // Reciprocal Rank Fusion of two ranked id lists (best first):

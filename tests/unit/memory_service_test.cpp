@@ -502,6 +502,37 @@ TEST_F(MemoryServiceTest, BatchIsAllOrNothing) {
   EXPECT_EQ(svc_->Stats(std::nullopt)->indexed, 2);
 }
 
+// Keyword search scores only the rows its rarest terms match (a posting
+// budget), yet still finds what the rare term names; a term alone matching
+// more than the budget is scored over its newest matches.
+TEST_F(MemoryServiceTest, KeywordSearchPrunesCommonTermsAndStillFindsRareOnes) {
+  std::vector<MemoryInput> batch;
+  for (int i = 0; i < 4600; ++i) {
+    batch.push_back(In("gateway timeout while calling upstream number " + std::to_string(i)));
+    if (batch.size() == 1000) {
+      ASSERT_TRUE(svc_->StoreBatch(batch).ok());
+      batch.clear();
+    }
+  }
+  ASSERT_TRUE(svc_->StoreBatch(batch).ok());
+  std::vector<int64_t> zebras;
+  for (int i = 0; i < 3; ++i) {
+    zebras.push_back(Put(In("gateway zebra crossing incident " + std::to_string(i))).id);
+  }
+  MemoryFilter f;
+  f.limit = 3;
+  SearchResult r = Find("timeout at the gateway zebra", SearchMode::kKeyword, f);
+  ASSERT_EQ(r.hits.size(), 3u);
+  std::vector<int64_t> got;
+  for (const auto& h : r.hits) got.push_back(h.memory.id);
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, zebras);
+  // "timeout" alone matches 4600 rows: still answered, from the newest.
+  SearchResult common = Find("timeout", SearchMode::kKeyword, f);
+  ASSERT_EQ(common.hits.size(), 3u);
+  for (const auto& h : common.hits) EXPECT_GT(h.memory.id, 600) << "scored an old match";
+}
+
 TEST_F(MemoryServiceTest, SearchModesReportTheirSides) {
   Memory auth = Put(In("authenticate users with signed session cookies"));
   Memory cache = Put(In("cache invalidation uses a write-through policy"));
