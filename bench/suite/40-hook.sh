@@ -44,6 +44,9 @@ SERVER_PID=
 cleanup() {
   if [ -n "$SERVER_PID" ]; then
     kill "$SERVER_PID" 2>/dev/null || true
+    n=0
+    while kill -0 "$SERVER_PID" 2>/dev/null && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
   rm -rf "$TMP"
@@ -92,9 +95,9 @@ for i, p in enumerate(prompts, 1):
     print(f"prompt {i}: {p}")
 EOF
 
-OURS="DEVSTREAM_URL=$URL $DEVSTREAM_BIN hook UserPromptSubmit < $TMP/ev{ev}.json"
-PEER="$PYTHON $ROOT/bench/peers/python_hook.py --db $DB < $TMP/ev{ev}.json"
-LOCAL="DEVSTREAM_DATABASE_PATH=$DB $DEVSTREAM_BIN hook UserPromptSubmit < $TMP/ev1.json"
+OURS="DEVSTREAM_URL=$URL '$DEVSTREAM_BIN' hook UserPromptSubmit < '$TMP/ev{ev}.json'"
+PEER="'$PYTHON' '$ROOT/bench/peers/python_hook.py' --db '$DB' < '$TMP/ev{ev}.json'"
+LOCAL="DEVSTREAM_DATABASE_PATH='$DB' '$DEVSTREAM_BIN' hook UserPromptSubmit < '$TMP/ev1.json'"
 
 # A hook that injects nothing is not a measurement: every variant must
 # answer every prompt with memories, and the peer's must be comparable.
@@ -139,6 +142,7 @@ sys.stdout.write(c.getresponse().read().decode())" > "$1"
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 metrics "$TMP/metrics0"
+cat "/proc/$SERVER_PID/stat" > "$TMP/stat0"
 # hyperfine 1.15 has no --input: each command runs under sh -c with a stdin
 # redirect, and hyperfine subtracts the measured shell spawn time.
 set --
@@ -150,6 +154,7 @@ hyperfine --style basic --warmup 5 --runs "$RUNS" "$@" \
   --export-json "$BENCH_OUT/hook.json" > "$TMP/hyperfine.log" 2>&1 \
   || { cat "$TMP/hyperfine.log" >&2; exit 1; }
 metrics "$TMP/metrics1"
+cat "/proc/$SERVER_PID/stat" > "$TMP/stat1"
 hyperfine --style basic --warmup 1 --runs "$LOCAL_RUNS" \
   -n "ours in-process (no server) prompt 1" "$LOCAL" \
   --export-json "$BENCH_OUT/hook-local.json" > "$TMP/hyperfine-local.log" 2>&1 \
@@ -191,7 +196,7 @@ print(f"all prompts: ours (relayed) median {ms(ours):.2f} ms, python peer {ms(pe
 def scrape(path):
     vals = {}
     for line in open(path):
-        m = re.match(r'(devstream_(?:http_request|search)_duration_seconds_(?:sum|count))\{([^}]*)\} (\S+)', line)
+        m = re.match(r'(devstream_(?:http_request|search)_duration_seconds_(?:sum|count))\{(.*)\} (\S+)$', line)
         if m and ("hooks" in m.group(2) or "stage=" in m.group(2)) and "le=" not in m.group(2):
             vals[(m.group(1), m.group(2))] = float(m.group(3))
     return vals
@@ -210,6 +215,23 @@ if route is not None:
     print(f"server side per relayed hook (mean of {n}): {route:.2f} ms in the handler"
           f" (search stages, ms: {', '.join(stages)}); the rest of ours is process start,"
           f" reading the event, HTTP connect and the reply")
+
+# CPU time per hook (less sensitive to a loaded machine than wall time):
+# ours = the hook process (hyperfine user+system) + the server's CPU per
+# relayed hook (/proc/PID/stat over the timed runs; the peer never calls it).
+import os
+def cpu(path):
+    f = open(path).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+cpu_mean = lambda key: statistics.mean(
+    r["user"] + r["system"] for r in res if re.sub(r" prompt \d+$", "", r["command"]) == key)
+if n:
+    server_cpu = (cpu(f"{tmp}/stat1") - cpu(f"{tmp}/stat0")) / n
+    ours_cpu = cpu_mean("ours (relayed)")
+    peer_cpu = cpu_mean("python peer")
+    print(f"CPU per hook (mean): ours {ms(ours_cpu):.1f} ms in the hook process + "
+          f"{ms(server_cpu):.1f} ms in the server = {ms(ours_cpu + server_cpu):.1f} ms; "
+          f"python peer {ms(peer_cpu):.1f} ms; ratio {peer_cpu / (ours_cpu + server_cpu):.1f}×")
 
 print(f"peer: {'keyword only (same FTS5 query, bm25, project and archived filters, limit 50)'}, "
       f"read-only sqlite3, same output format and 1500-token budget; ours also embeds the prompt, "
