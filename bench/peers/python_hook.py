@@ -12,14 +12,16 @@ src/memory/fts_query.cpp), query for query:
 
   - terms: runs of ASCII letters/digits or non-ASCII bytes, ASCII lower-cased,
     cut to 100 bytes, deduplicated, at most 64, each double-quoted, OR-joined;
-  - terms found in at least half of the memories are dropped for the ranked
-    first stage (looked up through fts5vocab after porter stemming, as ours);
+  - only the rarest terms are kept, rarest first, while their document
+    frequencies (fts5vocab after porter stemming, as ours) sum to at most
+    4000 postings (the rarest always kept); when that one alone matches more,
+    only its newest 4000 matches are scored;
   - stage 1: the top max(20*limit, 200) rows by bm25 inside FTS5, joined to
     semantic_memory with the project filter and archived = 0, superseded_by
     IS NULL, ORDER BY bm25 LIMIT limit (50, as our hook's context query:
     MemoryFilter.limit defaults to 50 and Context() asks max(limit, 20));
-  - stage 2, when stage 1 gave fewer than `limit`: the exact joined query
-    with every term;
+  - stage 2, when stage 1 gave fewer than `limit` and the kept terms match
+    more rows than the slice: the exact joined query;
   - the memories formatted like AssembleContext (## Memory id · type · path ·
     age, a code fence for code formats, 1500-token budget at ~4 bytes a
     token, the last memory cut with "…[truncated]"), prefixed by the same
@@ -78,29 +80,38 @@ def or_query(terms):
     return " OR ".join('"' + t + '"' for t in terms)
 
 
+POSTING_BUDGET = 4000  # kPostingBudget in src/memory/memory_service.cpp
+
+
 def selective_query(c, terms):
-    """Terms in fewer than half of all memories (as SelectiveFtsQuery)."""
-    if len(terms) < 2:
-        return or_query(terms)
+    """The rarest terms within the posting budget (as SelectTerms), and the
+    number of postings they cover. Document frequencies come from one join of
+    a scratch FTS5 table (porter stemming, as the index) with fts5vocab; a
+    per-invocation script has no cache across prompts (ours keeps one in the
+    server)."""
     c.executescript(
         "CREATE VIRTUAL TABLE IF NOT EXISTS temp.ds_stem USING fts5(x, tokenize='porter unicode61 "
         "remove_diacritics 2');"
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.ds_stem_vocab USING fts5vocab(temp, ds_stem, row);"
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.ds_stem_vocab USING fts5vocab(temp, ds_stem, "
+        "instance);"
         "CREATE VIRTUAL TABLE IF NOT EXISTS temp.ds_memory_vocab USING fts5vocab(main, memory_fts, "
         "row);")
-    n = c.execute("SELECT coalesce(max(id), 0) FROM semantic_memory").fetchone()[0]
-    if n == 0:
-        return or_query(terms)
-    kept = []
-    for t in terms:
-        c.execute("DELETE FROM temp.ds_stem")
-        c.execute("INSERT INTO temp.ds_stem(x) VALUES(?)", (t,))
-        df = c.execute("SELECT coalesce(max(m.doc), 0) FROM temp.ds_stem_vocab s"
-                       " JOIN temp.ds_memory_vocab m ON m.term = s.term").fetchone()[0]
-        if df * 2 >= n:
-            continue
-        kept.append(t)
-    return or_query(kept) if kept else or_query(terms)
+    c.execute("DELETE FROM temp.ds_stem")
+    c.executemany("INSERT INTO temp.ds_stem(rowid, x) VALUES(?, ?)",
+                  [(i + 1, t) for i, t in enumerate(terms)])
+    df = [0] * len(terms)
+    for pos, n in c.execute("SELECT s.doc, max(m.doc) FROM temp.ds_stem_vocab s"
+                            " JOIN temp.ds_memory_vocab m ON m.term = s.term GROUP BY s.doc"):
+        if 1 <= pos <= len(terms):
+            df[pos - 1] = n
+    order = sorted((i for i in range(len(terms)) if df[i] > 0), key=lambda i: df[i])
+    kept, postings = [], 0
+    for i in order:
+        if kept and postings + df[i] > POSTING_BUDGET:
+            break
+        kept.append(terms[i])
+        postings += df[i]
+    return or_query(kept), postings
 
 
 def project_name(cwd):
@@ -200,21 +211,29 @@ def search(c, project_id, text):
     terms = query_terms(text)
     if not terms:
         return []
-    match = or_query(terms)
-    selective = selective_query(c, terms)
+    match, postings = selective_query(c, terms)
+    if not match:
+        return []
     where = " m.project_id = ? AND m.archived = 0 AND m.superseded_by IS NULL"
     slice_n = max(LIMIT * 20, 200)
+    after = 0
+    if postings > POSTING_BUDGET:  # only the newest POSTING_BUDGET matches are scored
+        row = c.execute("SELECT rowid FROM memory_fts WHERE memory_fts MATCH ?"
+                        " ORDER BY rowid DESC LIMIT 1 OFFSET ?", (match, POSTING_BUDGET)).fetchone()
+        if row:
+            after, postings = row[0], POSTING_BUDGET
     ids = [r[0] for r in c.execute(
         "SELECT m.id, t.score FROM (SELECT rowid AS id, bm25(memory_fts) AS score"
-        " FROM memory_fts WHERE memory_fts MATCH ? ORDER BY score LIMIT ?) t"
+        " FROM memory_fts WHERE memory_fts MATCH ? AND rowid > ? ORDER BY score LIMIT ?) t"
         " JOIN semantic_memory m ON m.id = t.id WHERE" + where + " ORDER BY t.score LIMIT ?",
-        (selective, slice_n, project_id, LIMIT))]
-    if len(ids) < LIMIT:
+        (match, after, slice_n, project_id, LIMIT))]
+    if len(ids) < LIMIT and postings > slice_n:
         ids = [r[0] for r in c.execute(
             "SELECT m.id, bm25(memory_fts) AS score FROM memory_fts"
             " JOIN semantic_memory m ON m.id = memory_fts.rowid"
-            " WHERE memory_fts MATCH ? AND" + where + " ORDER BY score LIMIT ?",
-            (match, project_id, LIMIT))]
+            " WHERE memory_fts MATCH ? AND memory_fts.rowid > ? AND" + where +
+            " ORDER BY score LIMIT ?",
+            (match, after, project_id, LIMIT))]
     if not ids:
         return []
     by_id = {r[0]: r for r in c.execute(
