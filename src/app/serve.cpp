@@ -123,6 +123,9 @@ int RunServe(const Settings& settings) {
         if (Status st = sv.memory->SyncIndex(); !st.ok() && !stopping) {
           LogWarn("index sync failed", {{"error", st.message()}});
         }
+        if (Status st = sv.memory->FlushAccessCounts(); !st.ok() && !stopping) {
+          LogWarn("writing access counts failed", {{"error", st.message()}});
+        }
       }
     });
   }

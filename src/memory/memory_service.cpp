@@ -1,6 +1,7 @@
 #include "memory/memory_service.h"
 
 #include <sodium.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
@@ -416,6 +417,13 @@ MemoryService::MemoryService(Database& db, Embedder& embedder, VectorIndexOption
       embedder_(embedder),
       index_(embedder.dim(), index_options),
       sidecar_dir_(sidecar_dir.empty() ? db.path() + ".index" : std::move(sidecar_dir)) {}
+
+MemoryService::~MemoryService() {
+  if (Status st = FlushAccessCounts(); !st.ok()) {
+    spdlog::warn("memory: {} access count(s) could not be written: {}", pending_access_.size(),
+                 st.message());
+  }
+}
 
 std::string MemoryService::SidecarPath(const std::string& partition) const {
   std::string model;
@@ -1451,25 +1459,15 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
     result.hits.push_back(std::move(hit));
   }
   if (q.record_access && !returned.empty()) {
-    std::string ids = "[";
-    for (size_t i = 0; i < returned.size(); ++i)
-      ids += (i ? "," : "") + std::to_string(returned[i]);
-    ids += "]";
     std::string now = NowTimestamp();
-    Status st = db_.Write([&](Connection& c) -> Status {
-      DS_ASSIGN_OR_RETURN(
-          Stmt s,
-          c.Prepare(
-              "UPDATE semantic_memory SET access_count = access_count + 1, last_accessed_at = ?"
-              " WHERE id IN (SELECT value FROM json_each(?))"));
-      s.Bind(1, now).Bind(2, ids);
-      return s.Run();
-    });
-    if (st.ok()) {
-      for (auto& h : result.hits) {
-        h.memory.access_count += 1;
-        h.memory.last_accessed_at = now;
-      }
+    {
+      std::lock_guard<std::mutex> lock(access_mu_);
+      for (int64_t id : returned) ++pending_access_[id];
+      pending_accessed_at_ = now;
+    }
+    for (auto& h : result.hits) {
+      h.memory.access_count += 1;
+      h.memory.last_accessed_at = now;
     }
   }
   result.fusion_ms = ms_since(tf);
@@ -1480,6 +1478,34 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
       1000;
   if (search_listener_) search_listener_(result);
   return result;
+}
+
+Status MemoryService::FlushAccessCounts() {
+  std::unordered_map<int64_t, int64_t> pending;
+  std::string at;
+  {
+    std::lock_guard<std::mutex> lock(access_mu_);
+    if (pending_access_.empty()) return Status::Ok();
+    pending.swap(pending_access_);
+    at = pending_accessed_at_;
+  }
+  Status st = db_.Write([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE semantic_memory SET access_count = access_count"
+                                          " + ?2, last_accessed_at = ?3 WHERE id = ?1"));
+    for (const auto& [id, n] : pending) {
+      s.Reset();
+      s.Bind(1, id).Bind(2, n).Bind(3, at);
+      DS_RETURN_IF_ERROR(s.Run());
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) {
+    // Keep them for the next flush rather than lose them.
+    std::lock_guard<std::mutex> lock(access_mu_);
+    for (const auto& [id, n] : pending) pending_access_[id] += n;
+    if (pending_accessed_at_.empty()) pending_accessed_at_ = at;
+  }
+  return st;
 }
 
 Result<ContextResult> MemoryService::Context(const ContextQuery& q) {

@@ -35,6 +35,8 @@ class MemoryService {
   // `sidecar_dir` holds persisted HNSW graphs (default: "<db path>.index").
   MemoryService(Database& db, Embedder& embedder, VectorIndexOptions index_options = {},
                 std::string sidecar_dir = "");
+  // Writes access counts still pending (FlushAccessCounts).
+  ~MemoryService();
 
   // Loads this model's vectors into the index; call once before serving.
   // Partitions large enough for HNSW load their graph from the sidecar when
@@ -62,8 +64,16 @@ class MemoryService {
   Result<Memory> Forget(int64_t id);  // archive
   Status Delete(int64_t id);
 
+  // Returned hits count as accessed (record_access): their counts are
+  // collected in memory and written by FlushAccessCounts, so a search takes
+  // no write lock (a write per search serialised searches and made every
+  // reader re-map the database). The hits carry their incremented counts.
   Result<SearchResult> Search(const SearchQuery& query);
   Result<ContextResult> Context(const ContextQuery& query);
+  // Writes the collected access counts in one transaction. A server calls it
+  // every half second; the destructor calls it last. Until then, reads of a
+  // memory show the count as last written.
+  Status FlushAccessCounts();
   Result<MemoryStats> Stats(const std::optional<std::string>& project);
 
   // Embeds every memory lacking a vector for the current model (after a model
@@ -141,6 +151,9 @@ class MemoryService {
   // Counting a common term scans its whole posting list, which cost more
   // than the search itself, so counts are reused until the number of
   // memories has moved by more than a tenth. Locked by df_mu_.
+  std::mutex access_mu_;
+  std::unordered_map<int64_t, int64_t> pending_access_;  // memory id -> accesses
+  std::string pending_accessed_at_;                      // newest access time
   std::mutex df_mu_;
   std::unordered_map<std::string, int64_t> df_cache_;
   int64_t df_cache_rows_ = 0;

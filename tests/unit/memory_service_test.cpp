@@ -605,7 +605,8 @@ TEST_F(MemoryServiceTest, SearchModesReportTheirSides) {
   // FTS syntax in the query is just words.
   EXPECT_EQ(HitIds(Find("\"authentication\" AND (NEAR -session*", SearchMode::kKeyword)).size(),
             2u);
-  // Access is recorded for returned hits.
+  // Access is recorded for returned hits (collected, then written at once).
+  ASSERT_TRUE(svc_->FlushAccessCounts().ok());
   EXPECT_GE(svc_->Get(both.id)->access_count, 2);
   EXPECT_TRUE(svc_->Get(both.id)->last_accessed_at.has_value());
 }
