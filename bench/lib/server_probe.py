@@ -124,6 +124,9 @@ class Server:
     def status(self):
         return proc_status(self.proc.pid)
 
+    def cpu_s(self):
+        return proc_cpu_s(self.proc.pid)
+
     def get(self, path):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         c.request("GET", path)
@@ -181,6 +184,13 @@ def proc_status(pid):
     except OSError:
         pass
     return out
+
+
+def proc_cpu_s(pid):
+    """User + system CPU seconds the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def mib(b):
@@ -399,10 +409,11 @@ def db_facts(db):
 
 
 def sidecars(db, dim):
-    return sorted(glob.glob(os.path.join(db + ".index", f"*.hash-v1-{dim}.hnsw")))
+    return sorted(p for p in glob.glob(os.path.join(db + ".index", "*.hnsw"))
+                  if json.load(open(p + ".json")).get("dim") == dim)
 
 
-def ensure_sidecar(devstream, db, dim, out_dir, note=print):
+def ensure_sidecar(devstream, db, dim, out_dir, note=print, extra_env=None):
     """A database with a partition over the HNSW threshold (default 50,000)
     gets its graph built once and saved: start the server (it builds in the
     background from the flat rows), then SIGTERM (shutdown waits for the
@@ -411,7 +422,8 @@ def ensure_sidecar(devstream, db, dim, out_dir, note=print):
         return 0.0
     note(f"  building the HNSW sidecar of {os.path.basename(db)} (start, build, save at stop)...")
     t0 = time.perf_counter()
-    s = Server(devstream, db, dim, out_dir, log_name=os.path.basename(db) + ".build.log").start()
+    s = Server(devstream, db, dim, out_dir, extra_env=extra_env,
+               log_name=os.path.basename(db) + ".build.log").start()
     s.stop()
     dt = time.perf_counter() - t0
     if not sidecars(db, dim):
@@ -420,16 +432,97 @@ def ensure_sidecar(devstream, db, dim, out_dir, note=print):
     return dt
 
 
-def seed(devstream, out_dir, count, dim):
+def seed(devstream, out_dir, count, dim, extra_env=None):
     """seed_memories.seed with a flat index while seeding (fast ingest; the
-    graph is built once afterwards by ensure_sidecar)."""
+    graph is built once afterwards by ensure_sidecar). `extra_env`: more
+    settings for the seeding server (another embedder)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import seed_memories
     done = os.path.exists(os.path.join(out_dir, f"memories-{count}-{dim}.db.done"))
     t0 = time.perf_counter()
-    db = seed_memories.seed(devstream, out_dir, count, dim,
-                            server_env={"DEVSTREAM_HNSW_THRESHOLD": str(1 << 40)})
+    env = {"DEVSTREAM_HNSW_THRESHOLD": str(1 << 40)}
+    env.update(extra_env or {})
+    db = seed_memories.seed(devstream, out_dir, count, dim, server_env=env)
     return db, (0.0 if done else time.perf_counter() - t0)
+
+
+class FakeOllama:
+    """An ollama-compatible embedding server (POST /api/embed) on loopback,
+    for dimensions the built-in hash embedder does not offer (it is fixed at
+    384: `hash` ignores DEVSTREAM_EMBEDDING_DIM). Vectors are lexical like
+    the hash embedder's: the sum of one fixed random Gaussian vector per
+    word and per word bigram (seeded by the feature's CRC32), so similar
+    texts get similar vectors; DevStream normalises them. Deterministic.
+    Runs in a daemon thread of this process.
+
+        with FakeOllama(768) as emb:
+            env = emb.env()   # DEVSTREAM_EMBEDDING_PROVIDER=ollama, URL, DIM
+    """
+
+    def __init__(self, dim):
+        import numpy as np
+        import threading
+        import zlib
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.dim = dim
+        cache = {}
+        lock = threading.Lock()
+
+        def feature(f):
+            v = cache.get(f)
+            if v is None:
+                v = np.random.default_rng(zlib.crc32(f.encode())).standard_normal(dim).astype(
+                    np.float32)
+                with lock:
+                    cache[f] = v
+            return v
+
+        def embed(text):
+            words = re.findall(r"\w+", text.lower())
+            acc = np.zeros(dim, dtype=np.float32)
+            for w in words:
+                acc += feature(w)
+            for a, b in zip(words, words[1:]):
+                acc += 0.5 * feature(a + " " + b)
+            n = float(np.linalg.norm(acc)) or 1.0
+            return (acc / n).astype(np.float64).round(5).tolist()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                out = json.dumps({"model": body.get("model", ""),
+                                  "embeddings": [embed(t) for t in texts]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def env(self):
+        """Server settings: ollama's default model embeddinggemma:300m (768 dims) by name."""
+        return {"DEVSTREAM_EMBEDDING_PROVIDER": "ollama",
+                "DEVSTREAM_EMBEDDING_URL": f"http://127.0.0.1:{self.port}",
+                "DEVSTREAM_EMBEDDING_MODEL": "embeddinggemma:300m",
+                "DEVSTREAM_EMBEDDING_DIM": str(self.dim)}
 
 
 def queries(n):
