@@ -14,8 +14,8 @@ src/memory/fts_query.cpp), query for query:
     cut to 100 bytes, deduplicated, at most 64, each double-quoted, OR-joined;
   - only the rarest terms are kept, rarest first, while their document
     frequencies (fts5vocab after porter stemming, as ours) sum to at most
-    4000 postings (the rarest always kept); when that one alone matches more,
-    only its newest 4000 matches are scored;
+    1500 postings (the rarest always kept); when that one alone matches more,
+    only its newest 1500 matches are scored;
   - stage 1: the top max(20*limit, 200) rows by bm25 inside FTS5, joined to
     semantic_memory with the project filter and archived = 0, superseded_by
     IS NULL, ORDER BY bm25 LIMIT limit (50, as our hook's context query:
@@ -80,7 +80,7 @@ def or_query(terms):
     return " OR ".join('"' + t + '"' for t in terms)
 
 
-POSTING_BUDGET = 4000  # kPostingBudget in src/memory/memory_service.cpp
+POSTING_BUDGET = 1500  # kPostingBudget in src/memory/memory_service.cpp
 
 
 def selective_query(c, terms):

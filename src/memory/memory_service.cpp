@@ -230,7 +230,7 @@ struct KeywordQuery {
 // match). Document frequencies are looked up after the index's own porter
 // tokenisation (a scratch FTS5 table in the connection's temp schema), via
 // fts5vocab, and cached (TermFrequencies).
-constexpr int64_t kPostingBudget = 4000;
+constexpr int64_t kPostingBudget = 1500;
 
 // The kept terms, rarest first, within the posting budget.
 KeywordQuery SelectTerms(const std::vector<std::string>& terms, const std::vector<int64_t>& df) {
