@@ -106,10 +106,6 @@ def seed(devstream, out_dir, count, dim, project="bench", server_env=None):
     they do not change the stored rows."""
     os.makedirs(out_dir, exist_ok=True)
     db = os.path.join(out_dir, f"memories-{count}-{dim}.db")
-    if dim != 384 and (server_env or {}).get("DEVSTREAM_EMBEDDING_PROVIDER", "hash") == "hash":
-        print(f"seed: warning: the hash embedder is fixed at 384 dims (it ignores "
-              f"DEVSTREAM_EMBEDDING_DIM), so {os.path.basename(db)} holds 384-dim vectors; "
-              f"use another provider through server_env for {dim}", file=sys.stderr)
     if os.path.exists(db + ".done"):
         return db
     for suffix in ("", "-wal", "-shm", ".done"):

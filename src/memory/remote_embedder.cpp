@@ -240,6 +240,7 @@ Result<EmbedderConfig> ResolveEmbedderConfig(const EmbedderSettings& in) {
   if (in.url) c.remote.base_url = *in.url;
   if (in.model) c.remote.model = *in.model;
   if (in.api_key) c.remote.api_key = *in.api_key;
+  if (c.provider == "hash") c.remote.dim = 384;
   if (in.dim) {
     if (*in.dim < 8 || *in.dim > 8192) {
       return Status::InvalidArgument("memory.embedding.dim = " + std::to_string(*in.dim) +
@@ -251,7 +252,9 @@ Result<EmbedderConfig> ResolveEmbedderConfig(const EmbedderSettings& in) {
 }
 
 Result<std::unique_ptr<Embedder>> MakeEmbedder(const EmbedderConfig& config) {
-  if (config.provider == "hash") return std::unique_ptr<Embedder>(new HashEmbedder());
+  if (config.provider == "hash") {
+    return std::unique_ptr<Embedder>(new HashEmbedder(config.remote.dim));
+  }
   if (config.provider == "ollama" || config.provider == "openai") {
     RemoteEmbedderOptions o = config.remote;
     o.provider = config.provider;

@@ -182,3 +182,29 @@ TEST(EmbeddingCacheTest, EvictsLeastRecentlyUsed) {
 
 }  // namespace
 }  // namespace ds::memory
+
+namespace ds::memory {
+namespace {
+
+// memory.embedding.dim applies to the built-in hash embedder too (its model
+// id names the dimension, so a change re-embeds like any model change).
+TEST(EmbedderConfigTest, HashEmbedderHonoursTheDimension) {
+  EmbedderSettings plain;
+  plain.provider = "hash";
+  auto d = MakeEmbedder(ResolveEmbedderConfig(plain).value()).value();
+  EXPECT_EQ(d->dim(), 384);
+  EXPECT_EQ(d->model(), "hash-v1-384");
+  EmbedderSettings wide = plain;
+  wide.dim = 768;
+  auto w = MakeEmbedder(ResolveEmbedderConfig(wide).value()).value();
+  EXPECT_EQ(w->dim(), 768);
+  EXPECT_EQ(w->model(), "hash-v1-768");
+  auto v = w->Embed({"lease reaper deadlock"});
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->at(0).size(), 768u);
+  wide.dim = 4;
+  EXPECT_FALSE(ResolveEmbedderConfig(wide).ok());
+}
+
+}  // namespace
+}  // namespace ds::memory
