@@ -62,6 +62,11 @@ void AppendProgress(const json::value& message, double progress, std::string* bo
   }
 }
 
+// The API key a request came with ("" with auth off): its MCP sessions' owner.
+std::string KeyIdOf(const api::Request& req) {
+  return req.caller ? req.caller->key_id : "";
+}
+
 bool IsLoopbackOrigin(const std::string& origin) {
   for (std::string_view scheme : {"http://", "https://"}) {
     if (origin.rfind(scheme, 0) != 0) continue;
@@ -164,13 +169,12 @@ api::Response HttpTransport::Post(api::Request& req) {
   std::shared_ptr<Session> session;
   const std::string* sid = req.Header("mcp-session-id");
   std::string new_session_id;
-  std::string key_id = req.caller ? req.caller->key_id : "";
   if (initialize) {
     session = std::make_shared<Session>();
-    session->key_id = key_id;
+    session->key_id = KeyIdOf(req);
   } else if (sid) {
     session = Find(*sid);
-    if (!session || session->key_id != key_id) {
+    if (!session || session->key_id != KeyIdOf(req)) {
       return JsonRpcHttpError(404, -32001,
                               "Session not found (expired or ended): initialize a new one");
     }
@@ -231,8 +235,7 @@ api::Response HttpTransport::Delete(api::Request& req) {
   if (!sid) return JsonRpcHttpError(400, -32600, "Bad Request: Mcp-Session-Id header required");
   std::lock_guard<std::mutex> lock(mu_);
   auto it = sessions_.find(*sid);
-  std::string key_id = req.caller ? req.caller->key_id : "";
-  if (it == sessions_.end() || it->second->key_id != key_id) {
+  if (it == sessions_.end() || it->second->key_id != KeyIdOf(req)) {
     return JsonRpcHttpError(404, -32001, "Session not found");
   }
   sessions_.erase(it);

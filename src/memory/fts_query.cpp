@@ -25,8 +25,12 @@ std::vector<std::string> QueryTerms(std::string_view text, size_t max_terms) {
 }
 
 std::string BuildFtsQuery(std::string_view text, size_t max_terms) {
+  return JoinFtsTerms(QueryTerms(text, max_terms));
+}
+
+std::string JoinFtsTerms(const std::vector<std::string>& terms) {
   std::string q;
-  for (const auto& t : QueryTerms(text, max_terms)) {
+  for (const auto& t : terms) {
     if (!q.empty()) q += " OR ";
     q += '"';
     q += t;  // terms hold no '"' (only letters, digits and non-ASCII bytes)

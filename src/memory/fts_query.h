@@ -16,5 +16,7 @@ namespace ds::memory {
 std::vector<std::string> QueryTerms(std::string_view text, size_t max_terms = 64);
 // "\"term1\" OR \"term2\" ..."; empty when the text has no terms.
 std::string BuildFtsQuery(std::string_view text, size_t max_terms = 64);
+// The same MATCH expression for terms QueryTerms produced (or a subset).
+std::string JoinFtsTerms(const std::vector<std::string>& terms);
 
 }  // namespace ds::memory

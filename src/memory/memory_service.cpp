@@ -240,12 +240,13 @@ KeywordQuery SelectTerms(const std::vector<std::string>& terms, const std::vecto
     if (df[i] > 0) order.push_back(i);
   }
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return df[a] < df[b]; });
+  std::vector<std::string> kept;
   for (size_t i : order) {
-    if (!out.match.empty() && out.postings + df[i] > kPostingBudget) break;
-    if (!out.match.empty()) out.match += " OR ";
-    out.match += "\"" + terms[i] + "\"";
+    if (!kept.empty() && out.postings + df[i] > kPostingBudget) break;
+    kept.push_back(terms[i]);
     out.postings += df[i];
   }
+  out.match = JoinFtsTerms(kept);
   return out;
 }
 

@@ -22,22 +22,28 @@ bool TokenShaped(std::string_view token) {
   return true;
 }
 
+// A scope's bits, with the scopes it implies; 0 for an unknown name.
+uint8_t ScopeBits(std::string_view name) {
+  if (name == "read") return kScopeRead;
+  if (name == "write") return kScopeRead | kScopeWrite;
+  if (name == "admin") return kScopeRead | kScopeWrite | kScopeAdmin;
+  return 0;
+}
+
 uint8_t ScopesFromJson(const std::string& text) {
   uint8_t bits = 0;
   auto parsed = ParseJson(text);
   if (!parsed.ok() || !parsed->is_array()) return 0;
   for (const auto& v : parsed->as_array()) {
-    if (!v.is_string()) continue;
-    if (v.as_string() == "read") bits |= kScopeRead;
-    if (v.as_string() == "write") bits |= kScopeRead | kScopeWrite;
-    if (v.as_string() == "admin") bits |= kScopeRead | kScopeWrite | kScopeAdmin;
+    if (v.is_string()) bits |= ScopeBits(v.as_string());
   }
   return bits;
 }
 
-constexpr char kKeyCols[] =
-    "k.id, k.name, k.prefix, k.scopes, k.project_id, p.name, k.created_at, k.last_used_at, "
-    "k.revoked_at";
+// Every key query: the columns ReadKey reads, with the bound project's name.
+constexpr char kSelectKeys[] =
+    "SELECT k.id, k.name, k.prefix, k.scopes, k.project_id, p.name, k.created_at, "
+    "k.last_used_at, k.revoked_at FROM api_keys k LEFT JOIN projects p ON p.id = k.project_id ";
 
 ApiKey ReadKey(Stmt& s) {
   ApiKey k;
@@ -78,17 +84,13 @@ Result<uint8_t> ParseApiScopes(std::string_view csv) {
     std::string_view item = csv.substr(pos, end - pos);
     while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (item == "read") {
-      bits |= kScopeRead;
-    } else if (item == "write") {
-      bits |= kScopeRead | kScopeWrite;
-    } else if (item == "admin") {
-      bits |= kScopeRead | kScopeWrite | kScopeAdmin;
-    } else {
+    uint8_t item_bits = ScopeBits(item);
+    if (item_bits == 0) {
       return Status::InvalidArgument("scope \"" + std::string(item) +
                                      "\" is not one of read, write, admin")
           .WithDetail("field", "scopes");
     }
+    bits |= item_bits;
     pos = end + 1;
   }
   if (bits == 0) {
@@ -154,9 +156,8 @@ Result<std::vector<ApiKey>> ApiKeyStore::List(bool include_revoked) {
   std::vector<ApiKey> out;
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
     DS_ASSIGN_OR_RETURN(
-        Stmt s, c.Prepare(std::string("SELECT ") + kKeyCols +
-                          " FROM api_keys k LEFT JOIN projects p ON p.id = k.project_id"
-                          " WHERE ?1 OR k.revoked_at IS NULL ORDER BY k.created_at DESC, k.id"));
+        Stmt s, c.Prepare(std::string(kSelectKeys) +
+                          "WHERE ?1 OR k.revoked_at IS NULL ORDER BY k.created_at DESC, k.id"));
     s.Bind(1, include_revoked ? 1 : 0);
     while (true) {
       DS_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -172,9 +173,8 @@ Result<ApiKey> ApiKeyStore::Revoke(const std::string& name_or_id) {
   ApiKey k;
   DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
     DS_ASSIGN_OR_RETURN(Stmt s,
-                        c.Prepare(std::string("SELECT ") + kKeyCols +
-                                  " FROM api_keys k LEFT JOIN projects p ON p.id = k.project_id"
-                                  " WHERE (k.id = ?1 OR k.name = ?1) AND k.revoked_at IS NULL"));
+                        c.Prepare(std::string(kSelectKeys) +
+                                  "WHERE (k.id = ?1 OR k.name = ?1) AND k.revoked_at IS NULL"));
     s.Bind(1, name_or_id);
     DS_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) return Status::NotFound("no live API key named or with id \"" + name_or_id + "\"");
@@ -193,10 +193,8 @@ Result<ApiKey> ApiKeyStore::Authenticate(std::string_view token) {
   std::string hash = Blake2bHex(token);
   std::optional<ApiKey> found;
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
-    DS_ASSIGN_OR_RETURN(Stmt s,
-                        c.Prepare(std::string("SELECT ") + kKeyCols +
-                                  " FROM api_keys k LEFT JOIN projects p ON p.id = k.project_id"
-                                  " WHERE k.hash = ?1 AND k.revoked_at IS NULL"));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s, c.Prepare(std::string(kSelectKeys) + "WHERE k.hash = ?1 AND k.revoked_at IS NULL"));
     s.Bind(1, hash);
     DS_ASSIGN_OR_RETURN(bool row, s.Step());
     if (row) found = ReadKey(s);
