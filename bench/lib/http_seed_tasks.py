@@ -20,11 +20,11 @@ import http.client
 import json
 import os
 import random
-import re
-import shutil
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from seed_memories import seeded_db  # noqa: E402  (the shared seeding server)
 
 VERBS = ["Add", "Fix", "Refactor", "Document", "Test", "Review", "Measure", "Harden"]
 THINGS = ["the lease reaper", "the HTTP router", "the migration runner", "the FTS query parser",
@@ -68,20 +68,6 @@ def task_body(rng, plan_i, phase_i, task_i, prev, earlier):
     return body
 
 
-def start_server(devstream, db, log):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVSTREAM_")}
-    env.update({"DEVSTREAM_SERVICE_MODE": "api", "DEVSTREAM_LOG_LEVEL": "warn",
-                "DEVSTREAM_MAX_CONNECTIONS": "1000"})
-    proc = subprocess.Popen([devstream, "serve", "--host", "127.0.0.1", "--port", "0", "--db", db],
-                            stdout=subprocess.PIPE, stderr=log, env=env, text=True)
-    line = proc.stdout.readline()
-    m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-    if not m:
-        proc.kill()
-        sys.exit(f"seed: the server did not start: {line!r}")
-    return proc, int(m.group(1))
-
-
 def post(conn, path, body):
     conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
     r = conn.getresponse()
@@ -92,47 +78,36 @@ def post(conn, path, body):
 
 
 def seed(devstream, out_dir, plans, phases, tasks):
-    os.makedirs(out_dir, exist_ok=True)
     db = os.path.join(out_dir, f"tasks-{plans}x{phases}x{tasks}.db")
-    if os.path.exists(db + ".done"):
-        return db
-    for suffix in ("", "-wal", "-shm", ".done"):
-        if os.path.exists(db + suffix):
-            os.remove(db + suffix)
-    shutil.rmtree(db + ".index", ignore_errors=True)
-    rng = random.Random(20261126)
-    with open(db + ".seed.log", "w") as log:
-        proc, port = start_server(devstream, db, log)
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-            started = time.time()
-            done = 0
-            total = plans * phases * tasks
-            for p in range(plans):
-                plan = post(conn, "/api/v1/plans", {
-                    "title": f"Benchmark plan {p}", "status": "active",
-                    "description": "Seeded by bench/lib/http_seed_tasks.py",
-                    "objectives": ["ship it", "keep it fast"], "priority": 1 + p % 10,
-                    "tags": ["bench"]})
-                earlier = []
-                for f in range(phases):
-                    phase = post(conn, f"/api/v1/plans/{plan['id']}/phases",
-                                 {"name": f"Phase {f}", "completion_criteria": "all tasks done"})
-                    prev, ids = None, []
-                    for t in range(tasks):
-                        task = post(conn, f"/api/v1/phases/{phase['id']}/tasks",
-                                    task_body(rng, p, f, t, prev, earlier))
-                        prev = task["id"]
-                        ids.append(prev)
-                    earlier.extend(ids)
-                    done += tasks
-                rate = done / max(time.time() - started, 1e-9)
-                print(f"seed: {done}/{total} tasks ({rate:.0f}/s)", file=sys.stderr)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=120)
-    open(db + ".done", "w").close()
-    return db
+
+    def fill(port):
+        rng = random.Random(20261126)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        started = time.time()
+        done = 0
+        total = plans * phases * tasks
+        for p in range(plans):
+            plan = post(conn, "/api/v1/plans", {
+                "title": f"Benchmark plan {p}", "status": "active",
+                "description": "Seeded by bench/lib/http_seed_tasks.py",
+                "objectives": ["ship it", "keep it fast"], "priority": 1 + p % 10,
+                "tags": ["bench"]})
+            earlier = []
+            for f in range(phases):
+                phase = post(conn, f"/api/v1/plans/{plan['id']}/phases",
+                             {"name": f"Phase {f}", "completion_criteria": "all tasks done"})
+                prev, ids = None, []
+                for t in range(tasks):
+                    task = post(conn, f"/api/v1/phases/{phase['id']}/tasks",
+                                task_body(rng, p, f, t, prev, earlier))
+                    prev = task["id"]
+                    ids.append(prev)
+                earlier.extend(ids)
+                done += tasks
+            rate = done / max(time.time() - started, 1e-9)
+            print(f"seed: {done}/{total} tasks ({rate:.0f}/s)", file=sys.stderr)
+
+    return seeded_db(devstream, db, fill)
 
 
 def main():

@@ -21,6 +21,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -84,12 +85,13 @@ def queries(n, seed=7):
     return out
 
 
-def start_server(devstream, db, dim, log, server_env=None):
+def start_server(devstream, db, log, env_overrides=None):
+    """`devstream serve` (mode api) on `db` at a free loopback port, with no
+    inherited DEVSTREAM_* settings; returns (process, port)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEVSTREAM_")}
-    env.update({"DEVSTREAM_EMBEDDING_PROVIDER": "hash", "DEVSTREAM_EMBEDDING_DIM": str(dim),
-                "DEVSTREAM_SERVICE_MODE": "api", "DEVSTREAM_LOG_LEVEL": "warn",
+    env.update({"DEVSTREAM_SERVICE_MODE": "api", "DEVSTREAM_LOG_LEVEL": "warn",
                 "DEVSTREAM_MAX_CONNECTIONS": "1000"})
-    env.update(server_env or {})
+    env.update(env_overrides or {})
     proc = subprocess.Popen([devstream, "serve", "--host", "127.0.0.1", "--port", "0", "--db", db],
                             stdout=subprocess.PIPE, stderr=log, env=env, text=True)
     line = proc.stdout.readline()
@@ -100,46 +102,58 @@ def start_server(devstream, db, dim, log, server_env=None):
     return proc, int(m.group(1))
 
 
-def seed(devstream, out_dir, count, dim, project="bench", server_env=None):
-    """`server_env`: extra DEVSTREAM_* settings for the seeding server only
-    (e.g. DEVSTREAM_HNSW_THRESHOLD to keep the index flat while ingesting);
-    they do not change the stored rows."""
-    os.makedirs(out_dir, exist_ok=True)
-    db = os.path.join(out_dir, f"memories-{count}-{dim}.db")
+def seeded_db(devstream, db, fill, env_overrides=None):
+    """`db` when a finished seeding marked it (db.done); else removes any
+    partial one, starts a server on it, calls fill(port), stops the server and
+    marks it finished. The server's stderr goes to db.seed.log."""
     if os.path.exists(db + ".done"):
         return db
+    os.makedirs(os.path.dirname(db) or ".", exist_ok=True)
     for suffix in ("", "-wal", "-shm", ".done"):
         if os.path.exists(db + suffix):
             os.remove(db + suffix)
-    if os.path.isdir(db + ".index"):
-        subprocess.run(["rm", "-rf", db + ".index"], check=True)
+    shutil.rmtree(db + ".index", ignore_errors=True)
     with open(db + ".seed.log", "w") as log:
-        proc, port = start_server(devstream, db, dim, log, server_env)
+        proc, port = start_server(devstream, db, log, env_overrides)
         try:
-            rng = random.Random(20261126)
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-            started = time.time()
-            done = 0
-            while done < count:
-                n = min(1000, count - done)
-                items = [{"content": memory_text(rng), "content_type": TYPES[(done + i) % len(TYPES)]}
-                         for i in range(n)]
-                body = json.dumps({"memories": items})
-                conn.request("POST", f"/api/v1/memories/batch?project={project}", body,
-                             {"Content-Type": "application/json"})
-                r = conn.getresponse()
-                text = r.read()
-                if r.status not in (200, 201):
-                    sys.exit(f"seed: batch at {done} got {r.status}: {text[:300]!r}")
-                done += n
-                if done % 50000 == 0 or done == count:
-                    rate = done / max(time.time() - started, 1e-9)
-                    print(f"seed: {done}/{count} memories ({rate:.0f}/s)", file=sys.stderr)
+            fill(port)
         finally:
             proc.terminate()
             proc.wait(timeout=120)
     open(db + ".done", "w").close()
     return db
+
+
+def seed(devstream, out_dir, count, dim, project="bench", server_env=None):
+    """`server_env`: extra DEVSTREAM_* settings for the seeding server only
+    (e.g. DEVSTREAM_HNSW_THRESHOLD to keep the index flat while ingesting);
+    they do not change the stored rows."""
+    db = os.path.join(out_dir, f"memories-{count}-{dim}.db")
+
+    def fill(port):
+        rng = random.Random(20261126)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        started = time.time()
+        done = 0
+        while done < count:
+            n = min(1000, count - done)
+            items = [{"content": memory_text(rng), "content_type": TYPES[(done + i) % len(TYPES)]}
+                     for i in range(n)]
+            body = json.dumps({"memories": items})
+            conn.request("POST", f"/api/v1/memories/batch?project={project}", body,
+                         {"Content-Type": "application/json"})
+            r = conn.getresponse()
+            text = r.read()
+            if r.status not in (200, 201):
+                sys.exit(f"seed: batch at {done} got {r.status}: {text[:300]!r}")
+            done += n
+            if done % 50000 == 0 or done == count:
+                rate = done / max(time.time() - started, 1e-9)
+                print(f"seed: {done}/{count} memories ({rate:.0f}/s)", file=sys.stderr)
+
+    env = {"DEVSTREAM_EMBEDDING_PROVIDER": "hash", "DEVSTREAM_EMBEDDING_DIM": str(dim)}
+    env.update(server_env or {})
+    return seeded_db(devstream, db, fill, env)
 
 
 def main():

@@ -448,8 +448,8 @@ def seed(devstream, out_dir, count, dim, extra_env=None):
 
 class FakeOllama:
     """An ollama-compatible embedding server (POST /api/embed) on loopback,
-    for dimensions the built-in hash embedder does not offer (it is fixed at
-    384: `hash` ignores DEVSTREAM_EMBEDDING_DIM). Vectors are lexical like
+    so a suite measures a 768-dim corpus through the remote-embedder path a
+    real deployment uses (ollama's default model). Vectors are lexical like
     the hash embedder's: the sum of one fixed random Gaussian vector per
     word and per word bigram (seeded by the feature's CRC32), so similar
     texts get similar vectors; DevStream normalises them. Deterministic.

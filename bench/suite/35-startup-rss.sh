@@ -1,7 +1,7 @@
 #!/bin/sh
 # Server start to ready, and resident memory, with 100k memories x 768 dims.
-# The built-in hash embedder is fixed at 384 dims, so these memories are
-# embedded by ollama's default model name (embeddinggemma:300m, 768 dims)
+# The memories are embedded through the remote-embedder path a real
+# deployment uses: ollama's default model name (embeddinggemma:300m, 768 dims)
 # served by a stand-in on loopback (server_probe.FakeOllama: deterministic
 # lexical vectors); the database is $BENCH_OUT/ollama-768/memories-100000-768.db. Ready = the first 200 of GET /health/ready, polled every
 # 5 ms from the spawn of `devstream serve`; the time is the index load.

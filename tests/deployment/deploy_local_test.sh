@@ -63,83 +63,38 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/deploy-local-test.XXXXXX")
 PREFIX="$WORK/prefix"
 OUT="$WORK/out.txt"
-DEPLOY_PID=""   # the deploy.sh in flight (run in the background so a signal reaches the traps)
 STARTED=$SECONDS
+FAIL_LOG="$PREFIX/log/serve.out"
+# shellcheck source=deploy_test_lib.sh
+. "$(dirname "$0")/deploy_test_lib.sh"
 
 # Stop whatever the deploys left running in the prefix (bounded), then remove
 # everything.
-# Is pid $1 a running process? A zombie is not: this machine's init may reap
-# orphans (our servers, once their deploy.sh exited) late.
-running() {
-  local st
-  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-  [[ -n $st && $st != Z ]]
-}
-
 cleanup() {
-  local rc=$? pf pid
+  local rc=$?
   trap - EXIT
   set +e
-  # An interrupted test: let the deploy in flight roll back and exit first.
-  if [[ -n $DEPLOY_PID ]] && kill -0 "$DEPLOY_PID" 2>/dev/null; then
-    kill -TERM "$DEPLOY_PID"
-    for _ in $(seq 600); do running "$DEPLOY_PID" || break; sleep 0.1; done
-    kill -KILL "$DEPLOY_PID" 2>/dev/null
-  fi
-  for pf in "$PREFIX"/run/*.pid; do
-    [[ -f $pf ]] || continue
-    pid=$(<"$pf")
-    [[ $pid =~ ^[0-9]+$ ]] || continue
-    kill -TERM "$pid" 2>/dev/null || continue
-    for _ in $(seq 100); do running "$pid" || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  done
+  stop_deploy_in_flight
+  stop_prefix_servers
   rm -rf "$WORK"
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT HUP
 
-fail() {
-  echo "FAIL: $*" >&2
-  if [[ -f $OUT ]]; then
-    echo "---- last deploy output:" >&2
-    tail -n 40 "$OUT" >&2
-  fi
-  if [[ -f $PREFIX/log/serve.out ]]; then
-    echo "---- log/serve.out (tail):" >&2
-    tail -n 15 "$PREFIX/log/serve.out" >&2
-  fi
-  exit 1
-}
-step() { echo "== [$((SECONDS - STARTED))s] $*"; }
-
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
 
 # deploy ARTIFACT: runs deploy.sh, output in $OUT (and on stdout), status in $RC.
 deploy() {
-  RC=0
-  timeout 120 bash "$DEPLOY" production --artifact "$1" --prefix "$PREFIX" --port "$PORT" \
-    --health-interval 0.3 --health-retries 30 --stop-timeout 20 >"$OUT" 2>&1 &
-  DEPLOY_PID=$!
-  wait "$DEPLOY_PID" || RC=$?
-  DEPLOY_PID=""
-  sed 's/^/    /' "$OUT"
-}
-
-# The devstream CLI with the deployment's environment file.
-ds_env() {
-  local e=()
-  mapfile -t e < <(grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$PREFIX/etc/devstream.env")
-  (cd "$WORK" && env "${e[@]}" "$BIN" "$@")
+  run_deploy 120 production --artifact "$1" --prefix "$PREFIX" --port "$PORT" \
+    --health-interval 0.3 --health-retries 30 --stop-timeout 20
 }
 
 release_of() { printf '%s-%s' "$("$BIN" version | awk '{print $NF}')" "$(sha256sum "$1" | cut -c1-12)"; }
 current() { readlink "$PREFIX/current"; }
 previous() { readlink "$PREFIX/previous" 2>/dev/null || true; }
 api_pid() { cat "$PREFIX/run/devstream.pid"; }
-healthy() { "$BIN" health --url "$URL" >/dev/null 2>&1; }
 has_step() { grep -q "\[deploy\] $1:" "$OUT" || fail "the deploy log has no '$1' step"; }
 
 # Artifacts: v1 is the binary; v2 and bad are wrapper scripts around it.

@@ -30,28 +30,17 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/deploy-ssh-test.XXXXXX")
 PREFIX="$WORK/prefix"
 OUT="$WORK/out.txt"
-DEPLOY_PID=""   # the deploy.sh in flight (run in the background so a signal reaches the traps)
 SSHD_PID=""
 STARTED=$SECONDS
-
-# Is pid $1 a running process? A zombie is not: this machine's init may reap
-# orphans (our servers, once their deploy.sh exited) late.
-running() {
-  local st
-  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-  [[ -n $st && $st != Z ]]
-}
+FAIL_LOG="$WORK/sshd.log"
+# shellcheck source=deploy_test_lib.sh
+. "$(dirname "$0")/deploy_test_lib.sh"
 
 cleanup() {
-  local rc=$? pf pid
+  local rc=$?
   trap - EXIT
   set +e
-  # An interrupted test: let the deploy in flight roll back and exit first.
-  if [[ -n $DEPLOY_PID ]] && kill -0 "$DEPLOY_PID" 2>/dev/null; then
-    kill -TERM "$DEPLOY_PID"
-    for _ in $(seq 600); do running "$DEPLOY_PID" || break; sleep 0.1; done
-    kill -KILL "$DEPLOY_PID" 2>/dev/null
-  fi
+  stop_deploy_in_flight
   # Its copy on the "remote" side (this machine) outlives a dropped ssh session
   # on purpose; stop it too (it rolls back) before the prefix goes away.
   local rpids
@@ -61,18 +50,9 @@ cleanup() {
     kill -TERM $rpids 2>/dev/null
     for _ in $(seq 600); do pgrep -f -- "deploy\.sh .*--prefix $PREFIX" >/dev/null || break; sleep 0.1; done
   fi
-  for pf in "$PREFIX"/run/*.pid; do
-    [[ -f $pf ]] || continue
-    pid=$(<"$pf")
-    [[ $pid =~ ^[0-9]+$ ]] || continue
-    kill -TERM "$pid" 2>/dev/null || continue
-    for _ in $(seq 100); do running "$pid" || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  done
+  stop_prefix_servers
   if [[ -n $SSHD_PID ]]; then
-    kill -TERM "$SSHD_PID" 2>/dev/null
-    for _ in $(seq 50); do running "$SSHD_PID" || break; sleep 0.1; done
-    kill -KILL "$SSHD_PID" 2>/dev/null
+    stop_pid "$SSHD_PID" 50
     wait "$SSHD_PID" 2>/dev/null
   fi
   if [[ -n ${REMOTE_TMP:-} && -d ${REMOTE_TMP:-} ]]; then rm -rf "$REMOTE_TMP"; fi
@@ -81,21 +61,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT HUP
-
-fail() {
-  echo "FAIL: $*" >&2
-  if [[ -f $OUT ]]; then
-    echo "---- last deploy output:" >&2
-    tail -n 40 "$OUT" >&2
-  fi
-  if [[ -f $WORK/sshd.log ]]; then
-    echo "---- sshd log (tail):" >&2
-    tail -n 15 "$WORK/sshd.log" >&2
-  fi
-  exit 1
-}
-step() { echo "== [$((SECONDS - STARTED))s] $*"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # root in the test environment (PermitRootLogin prohibit-password allows the key).
 LOGIN="$(id -un)@127.0.0.1"
@@ -147,21 +112,10 @@ done
 
 # deploy ARTIFACT [HOST]: deploy.sh over ssh; output in $OUT, status in $RC.
 deploy() {
-  RC=0
-  timeout 150 bash "$DEPLOY" staging --host "${2:-$LOGIN}" --ssh-port "$SSH_PORT" --ssh-key "$KEY" \
+  run_deploy 150 staging --host "${2:-$LOGIN}" --ssh-port "$SSH_PORT" --ssh-key "$KEY" \
     --artifact "$1" --prefix "$PREFIX" --port "$PORT" --service-mode api \
-    --health-interval 0.3 --health-retries 30 --stop-timeout 20 >"$OUT" 2>&1 &
-  DEPLOY_PID=$!
-  wait "$DEPLOY_PID" || RC=$?
-  DEPLOY_PID=""
-  sed 's/^/    /' "$OUT"
+    --health-interval 0.3 --health-retries 30 --stop-timeout 20
 }
-ds_env() {
-  local e=()
-  mapfile -t e < <(grep -E '^[A-Za-z_][A-Za-z0-9_]*=' "$PREFIX/etc/devstream.env")
-  (cd "$WORK" && env "${e[@]}" "$BIN" "$@")
-}
-healthy() { "$BIN" health --url "$URL" >/dev/null 2>&1; }
 alive() { [[ -f $1 ]] && running "$(<"$1")"; }
 ID1="$("$BIN" version | awk '{print $NF}')-$(sha256sum "$BIN" | cut -c1-12)"
 
