@@ -1,6 +1,13 @@
-// A blocking HTTP/1.1 client call over libcurl, shared by every outbound
-// request the binary makes (embedding providers, the MCP and hook relays,
-// `devstream health`). One call per request; no connection reuse.
+// A blocking HTTP/1.1 client call, shared by every outbound request the
+// binary makes (embedding providers, the MCP and hook relays, `devstream
+// health`). One call per request; no connection reuse.
+//
+// Plain http:// is spoken directly over a socket (Boost.Beast's parser reads
+// the reply), so the hook and relay processes never load a TLS stack: their
+// start-up time is dominated by the dynamic loader. https:// and proxied
+// requests (http_proxy/HTTP_PROXY/all_proxy set) go through libcurl, which is
+// loaded with dlopen on first use; when it is missing the call fails with a
+// message naming libcurl.so.4.
 // Thread-safety: HttpRequest may be called concurrently.
 #pragma once
 
@@ -17,7 +24,7 @@ struct HttpCall {
   std::string body;                  // POST only
   std::vector<std::string> headers;  // "Name: value"
   long connect_timeout_ms = 2000;
-  long timeout_ms = 30000;
+  long timeout_ms = 30000;              // the whole call, connecting included
   size_t max_reply_bytes = 256u << 20;  // a larger reply fails the call
 };
 
