@@ -480,15 +480,17 @@ Status MemoryService::LoadIndex() {
   int64_t head = 0;
   int64_t replay_from = INT64_MAX;
   int64_t generation = 0;
-  DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+  // Unmapped: the scan reads every vector once; mapped, those pages would
+  // stay resident beside the index's own copy.
+  DS_RETURN_IF_ERROR(db_.ReadUnmapped([&](Connection& c) -> Status {
     DS_ASSIGN_OR_RETURN(head, ChangeLogHead(c));
     DS_ASSIGN_OR_RETURN(generation, RestoreGeneration(c));
     // Large partitions: try their persisted graphs first.
     DS_ASSIGN_OR_RETURN(
         Stmt parts,
         c.Prepare("SELECT m.project_id, count(*) FROM memory_vectors v JOIN semantic_memory m"
-                  " ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ? GROUP BY m.project_id"));
-    parts.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim()));
+                  " ON m.id = v.memory_id WHERE v.model = ? GROUP BY m.project_id"));
+    parts.Bind(1, embedder_.model());
     std::vector<std::pair<std::string, int64_t>> partitions;
     for (;;) {
       DS_ASSIGN_OR_RETURN(bool row, parts.Step());
@@ -520,24 +522,28 @@ Status MemoryService::LoadIndex() {
         replay_from = std::min(replay_from, info->seq);
       }
     }
-    DS_ASSIGN_OR_RETURN(
-        Stmt s,
-        c.Prepare("SELECT v.memory_id, m.project_id, v.vec, m.content_type, m.archived,"
-                  " m.superseded_by IS NOT NULL FROM memory_vectors v"
-                  " JOIN semantic_memory m ON m.id = v.memory_id WHERE v.model = ? AND v.dim = ?"));
-    s.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim()));
+    // The other partitions' vectors, project by project, so a partition
+    // whose graph came from its sidecar is never read at all.
     Vector v(static_cast<size_t>(embedder_.dim()));
     index_.BeginBulkLoad();
-    for (;;) {
-      DS_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      std::string project_id = s.Text(1);
+    for (const auto& [project_id, count] : partitions) {
       if (from_sidecar.count(project_id)) continue;
-      std::string_view blob = s.Blob(2);
-      if (blob.size() != static_cast<size_t>(embedder_.dim()) * sizeof(float)) continue;
-      std::memcpy(v.data(), blob.data(), blob.size());
-      index_.Upsert(project_id, s.Int(0), v.data(),
-                    MetaFor(s.Text(3), s.Int(4) != 0, s.Int(5) != 0));
+      DS_ASSIGN_OR_RETURN(
+          Stmt s, c.Prepare("SELECT v.memory_id, v.vec, m.content_type, m.archived,"
+                            " m.superseded_by IS NOT NULL FROM semantic_memory m CROSS JOIN"
+                            " memory_vectors v ON v.memory_id = m.id AND v.model = ?"
+                            " WHERE m.project_id = ? AND v.dim = ?"));
+      s.Bind(1, embedder_.model()).Bind(2, project_id);
+      s.Bind(3, static_cast<int64_t>(embedder_.dim()));
+      for (;;) {
+        DS_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        std::string_view blob = s.Blob(1);
+        if (blob.size() != static_cast<size_t>(embedder_.dim()) * sizeof(float)) continue;
+        std::memcpy(v.data(), blob.data(), blob.size());
+        index_.Upsert(project_id, s.Int(0), v.data(),
+                      MetaFor(s.Text(2), s.Int(3) != 0, s.Int(4) != 0));
+      }
     }
     index_.EndBulkLoad();  // graphs without a sidecar build in the background
     DS_ASSIGN_OR_RETURN(

@@ -137,12 +137,17 @@ class Database {
   Status Write(const std::function<Status(Connection&)>& fn);
   // Runs `fn` inside a read transaction on a pooled reader (a consistent snapshot).
   Status Read(const std::function<Status(Connection&)>& fn);
+  // The same for a read that streams through much of the file once (loading
+  // the vector index): without memory mapping, so the pages it reads stay in
+  // the OS page cache and do not count as this process's resident memory.
+  Status ReadUnmapped(const std::function<Status(Connection&)>& fn);
 
   // Writer access outside a transaction (migrations that manage their own, VACUUM...).
   Status WithWriter(const std::function<Status(Connection&)>& fn);
 
  private:
   Database() = default;
+  Status ReadWith(bool unmapped, const std::function<Status(Connection&)>& fn);
 
   std::string path_;
   Options opts_;
