@@ -53,10 +53,12 @@ def free_port():
 
 
 def bench_config(out_dir):
-    """A config file that turns the access log off (it has no variable)."""
+    """A config file that turns the access log off, and lets a stop wait for an
+    HNSW build to finish and be saved (neither has a variable): ensure_sidecar
+    builds graphs that way (1M x 384 takes about 20 minutes)."""
     path = os.path.join(out_dir, "bench-server.yml")
     with open(path, "w") as f:
-        f.write("logging:\n  access_log: false\n")
+        f.write("logging:\n  access_log: false\nserver:\n  drain_timeout_s: 3600\n")
     return path
 
 
@@ -142,7 +144,7 @@ class Server:
 
     def stop(self, timeout=7200, watch=None):
         """SIGTERM and wait (the server saves HNSW sidecars on the way out,
-        after any graph build). `watch(status)` is called every 0.2 s with
+        after any graph build that finishes within server.drain_timeout_s). `watch(status)` is called every 0.2 s with
         /proc/PID/status while it drains. Returns seconds to exit."""
         if self.proc is None or self.proc.poll() is not None:
             return 0.0

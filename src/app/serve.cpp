@@ -232,7 +232,10 @@ int RunServe(const Settings& settings) {
   worker.Stop();
   stop_threads();
   if (http) {
-    if (Status saved = sv.memory->SaveSidecars(); !saved.ok()) {
+    // A graph still building after the drain timeout is abandoned: a stop
+    // must not wait for a 1M-vector build (minutes); the next start rebuilds.
+    if (Status saved = sv.memory->SaveSidecars(std::chrono::seconds(settings.drain_timeout_s));
+        !saved.ok()) {
       LogWarn("saving the index sidecars failed", {{"error", saved.message()}});
     }
   }

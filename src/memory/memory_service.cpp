@@ -528,11 +528,11 @@ Status MemoryService::LoadIndex() {
     index_.BeginBulkLoad();
     for (const auto& [project_id, count] : partitions) {
       if (from_sidecar.count(project_id)) continue;
-      DS_ASSIGN_OR_RETURN(
-          Stmt s, c.Prepare("SELECT v.memory_id, v.vec, m.content_type, m.archived,"
-                            " m.superseded_by IS NOT NULL FROM semantic_memory m CROSS JOIN"
-                            " memory_vectors v ON v.memory_id = m.id AND v.model = ?"
-                            " WHERE m.project_id = ? AND v.dim = ?"));
+      DS_ASSIGN_OR_RETURN(Stmt s,
+                          c.Prepare("SELECT v.memory_id, v.vec, m.content_type, m.archived,"
+                                    " m.superseded_by IS NOT NULL FROM semantic_memory m CROSS JOIN"
+                                    " memory_vectors v ON v.memory_id = m.id AND v.model = ?"
+                                    " WHERE m.project_id = ? AND v.dim = ?"));
       s.Bind(1, embedder_.model()).Bind(2, project_id);
       s.Bind(3, static_cast<int64_t>(embedder_.dim()));
       for (;;) {
@@ -620,8 +620,12 @@ Status MemoryService::LoadIndex() {
   return SyncIndex();
 }
 
-Status MemoryService::SaveSidecars() {
-  index_.WaitForPromotions();
+Status MemoryService::SaveSidecars(std::optional<std::chrono::milliseconds> build_wait) {
+  if (build_wait) {
+    index_.FinishPromotions(*build_wait);
+  } else {
+    index_.WaitForPromotions();
+  }
   DS_RETURN_IF_ERROR(SyncIndex());
   std::lock_guard<std::mutex> lock(sync_mu_);  // applied_seq_ stays put while saving
   for (const auto& p : index_.Partitions()) {

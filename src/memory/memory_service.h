@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -45,7 +46,9 @@ class MemoryService {
   Status LoadIndex();
   // Writes every HNSW partition's graph with the change-log position it
   // covers, after pending background builds finish (call on shutdown).
-  Status SaveSidecars();
+  // With `build_wait`, builds still running after it are abandoned instead
+  // (those partitions get no sidecar and build again on the next start).
+  Status SaveSidecars(std::optional<std::chrono::milliseconds> build_wait = std::nullopt);
   // Replays memory_changes newer than what the index reflects, so writes by
   // other processes on the same database show up. Search calls it first;
   // cheap when nothing changed (one indexed max() query).

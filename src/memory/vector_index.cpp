@@ -82,6 +82,17 @@ void VectorIndex::PromoterLoop() {
   }
 }
 
+bool VectorIndex::FinishPromotions(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(promo_mu_);
+  bool done = promo_cv_.wait_for(
+      lock, timeout, [&] { return promo_stop_ || (promo_queue_.empty() && promo_running_ == 0); });
+  promo_stop_ = true;
+  if (!done) promo_abandon_ = true;
+  promo_cv_.notify_all();
+  promo_cv_.wait(lock, [&] { return promo_running_ == 0; });
+  return done;
+}
+
 void VectorIndex::WaitForPromotions() {
   std::unique_lock<std::mutex> lock(promo_mu_);
   promo_cv_.wait(lock,
@@ -107,7 +118,7 @@ void VectorIndex::Promote(const std::string& name) {
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   auto worker = [&] {
-    for (size_t i = next++; i < ids.size() && !failed; i = next++) {
+    for (size_t i = next++; i < ids.size() && !failed && !promo_abandon_; i = next++) {
       if (!graph->Add(ids[i], rows.data() + i * dim_).ok()) failed = true;
     }
   };
@@ -116,6 +127,7 @@ void VectorIndex::Promote(const std::string& name) {
   for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
+  if (promo_abandon_) failed = true;
   std::unique_lock lock(mu_);
   auto it = partitions_.find(name);
   // Gone, or replaced by a reload (Clear) while we were building: discard.

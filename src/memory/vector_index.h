@@ -14,6 +14,8 @@
 // reader lock per index, mutations take it exclusively.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -87,8 +89,12 @@ class VectorIndex {
   // flat rows answer until each graph is swapped in).
   void BeginBulkLoad();
   void EndBulkLoad();
-  // Blocks until queued background promotions have finished (tests, shutdown).
+  // Blocks until queued background promotions have finished (tests).
   void WaitForPromotions();
+  // Shutdown: waits at most `timeout` for them, then stops the builds still
+  // running (their partitions stay flat) and promotes nothing more. False
+  // when a build was stopped.
+  bool FinishPromotions(std::chrono::milliseconds timeout);
 
   // Writes a partition's HNSW graph (NotFound when the partition is flat).
   Status SaveGraph(const std::string& partition, const std::string& path) const;
@@ -132,7 +138,8 @@ class VectorIndex {
   std::deque<std::string> promo_queue_;
   int promo_running_ = 0;
   bool promo_stop_ = false;
-  std::thread promoter_;  // started on first use
+  std::atomic<bool> promo_abandon_{false};  // running builds give up (shutdown)
+  std::thread promoter_;                    // started on first use
 };
 
 // Keeps the k largest (similarity, id) pairs seen; ties prefer the smaller id.

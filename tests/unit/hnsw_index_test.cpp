@@ -2,6 +2,7 @@
 // filters, deletes, and the sidecar graph with change-log replay.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <random>
 
 #include "memory/embedder.h"
@@ -108,6 +109,39 @@ TEST(HnswIndexTest, WritesDuringABackgroundBuildAreKept) {
   EXPECT_EQ(top[0].memory_id, 5);
   top = index.Search("p", vecs[6].data(), 3, 0, false);
   for (const auto& h : top) EXPECT_NE(h.memory_id, 7);
+}
+
+TEST(HnswIndexTest, FinishPromotionsAbandonsALongBuildAndStaysFlat) {
+  constexpr int kDim = 64;
+  constexpr int kN = 30000;  // seconds to build, far beyond the wait below
+  VectorIndexOptions opts;
+  opts.hnsw_threshold = 1000;
+  VectorIndex index(kDim, opts);
+  std::mt19937 rng(11);
+  index.BeginBulkLoad();
+  for (int i = 1; i <= kN; ++i) index.Upsert("p", i, RandomUnit(rng, kDim).data(), VectorMeta{});
+  index.EndBulkLoad();  // queues the build
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(index.FinishPromotions(std::chrono::milliseconds(20)));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_FALSE(index.IsHnsw("p"));  // abandoned: still the exact flat scan
+  auto query = RandomUnit(rng, kDim);
+  EXPECT_EQ(index.Search("p", query.data(), 5, 0, false).size(), 5u);
+  // Nothing builds afterwards either.
+  index.Upsert("p", kN + 1, query.data(), VectorMeta{});
+  index.WaitForPromotions();
+  EXPECT_FALSE(index.IsHnsw("p"));
+}
+
+TEST(HnswIndexTest, FinishPromotionsLetsAShortBuildComplete) {
+  constexpr int kDim = 16;
+  VectorIndexOptions opts;
+  opts.hnsw_threshold = 100;
+  VectorIndex index(kDim, opts);
+  std::mt19937 rng(5);
+  for (int i = 1; i <= 300; ++i) index.Upsert("p", i, RandomUnit(rng, kDim).data(), VectorMeta{});
+  EXPECT_TRUE(index.FinishPromotions(std::chrono::seconds(120)));
+  EXPECT_TRUE(index.IsHnsw("p"));
 }
 
 TEST(HnswIndexTest, SidecarLoadsAndReplaysNewerChanges) {
