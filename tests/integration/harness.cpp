@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -24,6 +25,32 @@
 extern char** environ;
 
 namespace ds::itest {
+
+namespace {
+// A sanitizer report in a child's output fails the running test: the child
+// may survive it (LeakSanitizer reports at exit, and only a few tests check
+// exit codes), so its exit status alone would hide the report.
+void ExpectNoSanitizerReport(const std::string& output, const std::string& what) {
+  size_t at = output.find("ERROR: AddressSanitizer");
+  if (at == std::string::npos) at = output.find("ERROR: LeakSanitizer");
+  if (at == std::string::npos) at = output.find("ERROR: UndefinedBehaviorSanitizer");
+  // UBSan: "file.cpp:12:5: runtime error: ..." (not the words in a log line).
+  for (size_t ub = output.find(": runtime error: ");
+       at == std::string::npos && ub != std::string::npos;
+       ub = output.find(": runtime error: ", ub + 1)) {
+    size_t line = output.rfind('\n', ub);
+    std::string head = output.substr(line == std::string::npos ? 0 : line + 1,
+                                     ub - (line == std::string::npos ? 0 : line + 1));
+    if (head.find(".cpp:") != std::string::npos || head.find(".h:") != std::string::npos ||
+        head.find(".hpp:") != std::string::npos) {
+      at = ub;
+    }
+  }
+  if (at == std::string::npos) return;
+  size_t from = at > 300 ? at - 300 : 0;
+  ADD_FAILURE() << what << " printed a sanitizer report:\n" << output.substr(from, 4000);
+}
+}  // namespace
 
 int Connect(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -211,17 +238,23 @@ int ServerProcess::Stop() {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);
   int status = 0;
-  for (int i = 0; i < 300; ++i) {
+  int code = -1;
+  bool exited = false;
+  for (int i = 0; i < 300 && !exited; ++i) {
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      exited = true;
+      code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  kill(pid_, SIGKILL);
-  waitpid(pid_, &status, 0);
+  if (!exited) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status, 0);
+  }
   pid_ = -1;
-  return -1;
+  ExpectNoSanitizerReport(ReadFile(log_path()), "the server on " + db_path_);
+  return code;
 }
 
 BackgroundProcess::BackgroundProcess(std::vector<std::string> args, std::string log_path,
@@ -279,6 +312,7 @@ int BackgroundProcess::Stop(int timeout_ms) {
   while (std::chrono::steady_clock::now() < deadline) {
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
+      ExpectNoSanitizerReport(ReadFile(log_path_), "devstream " + (args_.empty() ? "" : args_[0]));
       return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -293,6 +327,7 @@ void BackgroundProcess::Kill() {
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
+  ExpectNoSanitizerReport(ReadFile(log_path_), "devstream " + (args_.empty() ? "" : args_[0]));
 }
 
 std::string BackgroundProcess::Stdout() const {
@@ -426,6 +461,7 @@ CommandResult RunCliWith(const std::vector<std::string>& args, const CliOptions&
                                        std::chrono::steady_clock::now() - start)
                                        .count());
   r.exit_code = !timed_out && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  ExpectNoSanitizerReport(r.err, "devstream " + (args.empty() ? "" : args[0]));
   return r;
 }
 
