@@ -22,12 +22,16 @@ Response MakeProblem(int http_status, std::string_view type, std::string_view ti
                      const boost::json::object* extensions) {
   boost::json::object o;
   if (extensions != nullptr) o = *extensions;
+  for (auto& member : o) {
+    if (member.value().is_string()) member.value() = ds::ToValidUtf8(member.value().as_string());
+  }
   // Standard members are assigned last so extensions cannot override them.
   o["type"] = type;
   o["title"] = title;
   o["status"] = http_status;
-  o["detail"] = detail;
-  o["instance"] = req.path;
+  // Details and paths may echo request bytes; a JSON body must be UTF-8.
+  o["detail"] = ds::ToValidUtf8(detail);
+  o["instance"] = ds::ToValidUtf8(req.path);
   o["request_id"] = req.request_id;
   Response res;
   res.status = http_status;

@@ -13,6 +13,9 @@ std::optional<std::string> Base64UrlDecode(std::string_view text);
 // True when `text` is well-formed UTF-8 (no overlongs, surrogates or values
 // above U+10FFFF).
 bool IsValidUtf8(std::string_view text);
+// `text` with each byte that does not start a well-formed UTF-8 sequence
+// replaced by U+FFFD (for echoing untrusted bytes in JSON).
+std::string ToValidUtf8(std::string_view text);
 // Number of code points in well-formed UTF-8.
 size_t Utf8Length(std::string_view text);
 // The longest prefix of `text` of at most `max_bytes` bytes that does not

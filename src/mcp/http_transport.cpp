@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "core/encoding.h"
 #include "core/id.h"
 #include "core/signing.h"
 
@@ -10,7 +11,9 @@ namespace ds::mcp {
 namespace {
 
 api::Response JsonRpcHttpError(int http_status, int code, const std::string& message) {
-  api::Response r = api::JsonResponse(http_status, ErrorResponse(nullptr, code, message));
+  // Messages may echo header bytes; the JSON body must be UTF-8.
+  api::Response r =
+      api::JsonResponse(http_status, ErrorResponse(nullptr, code, ToValidUtf8(message)));
   return r;
 }
 
