@@ -152,6 +152,13 @@ class Session : public std::enable_shared_from_this<Session> {
     started_ = Clock::now();
     if (ec) return OnReadError(ec);
     auto& msg = parser_->get();
+    // RFC 9112 §6.3: a request whose Transfer-Encoding does not end in chunked
+    // ("identity", "chunked, identity", "xchunked") has no knowable length. Beast
+    // reads it as bodiless, so the bytes after the header would be served as a
+    // second request (smuggling): answer 400 and close instead.
+    if (msg.find(http::field::transfer_encoding) != msg.end() && !parser_->chunked()) {
+      return OnReadError(http::error::bad_transfer_encoding);
+    }
     if (parser_->is_done()) return Handle();
     // Reject an over-limit Content-Length before the client sends the body.
     // (Beast reports it as body_limit from the header read already; this is a
