@@ -8,7 +8,7 @@ RELEASE_DIR := build/release
 ASAN_DIR    := build/asan
 GENERATOR   := -G Ninja
 
-.PHONY: all deps dev-deps test-deps bench-deps build build-asan build-clang run test bench bench-build bench-quick fmt lint clean
+.PHONY: all deps dev-deps test-deps bench-deps build build-asan build-clang run test bench bench-build bench-quick fuzz soak fmt lint clean
 
 all: build
 
@@ -53,6 +53,16 @@ bench: bench-build
 
 bench-quick: bench-build
 	@BENCH_QUICK=1 sh bench/run.sh
+
+# libFuzzer with clang, a few minutes per target (FUZZ_SECONDS), reporting
+# executions and coverage; the seed corpora are replayed by `make test`.
+fuzz: dev-deps test-deps
+	@sh tests/fuzz/run_fuzz.sh
+
+# The reliability rounds for many minutes (DEVSTREAM_SOAK_SECONDS) and many
+# crash rounds (DEVSTREAM_CRASH_ROUNDS) on the sanitizer build.
+soak: build-asan
+	@sh tests/reliability/soak.sh
 
 dev-deps: deps
 	@sh deps/install.sh deps/debian-dev-packages.txt
