@@ -252,6 +252,20 @@ KeywordQuery SelectTerms(const std::vector<std::string>& terms, const std::vecto
 
 }  // namespace
 
+size_t MemoryService::KeywordSlice(size_t fetch, const std::string& project_id) const {
+  // The slice is joined row by row to apply the filters, and after any write
+  // each of those rows is a cold page: size it to what the project filter is
+  // expected to keep. The project's share of all memories comes from the
+  // vector index's partition sizes; unknown (no vectors yet): the widest.
+  const size_t most = std::max<size_t>(fetch * 20, 200);
+  const size_t least = std::max<size_t>(fetch * 2, 100);
+  size_t mine = index_.Size(project_id);
+  size_t all = index_.TotalSize();
+  if (mine == 0 || all == 0) return most;
+  size_t wanted = fetch * 2 * all / mine;
+  return std::clamp(wanted, least, most);
+}
+
 Result<std::vector<int64_t>> MemoryService::TermFrequencies(Connection& c,
                                                             const std::vector<std::string>& terms) {
   DS_ASSIGN_OR_RETURN(Stmt n_stmt, c.Prepare("SELECT coalesce(max(id), 0) FROM semantic_memory"));
@@ -1300,11 +1314,11 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
       KeywordQuery kq = SelectTerms(terms, df);
       if (!kq.match.empty()) {
         // Stage 1: rank inside FTS5 alone (its own sorter, no per-match join)
-        // and filter a generous top slice; joining every match before LIMIT
-        // dominated search time. Stage 2, only when the slice may have left
-        // matches out (more postings than the slice) and the filters
-        // rejected too much of it: the exact joined query.
-        const size_t slice = std::max<size_t>(fetch * 20, 200);
+        // and filter a top slice; joining every match before LIMIT dominated
+        // search time. Stage 2, only when the slice may have left matches
+        // out (more postings than the slice) and the filters rejected too
+        // much of it: the exact joined query.
+        const size_t slice = KeywordSlice(fetch, *project_id);
         // Even the rarest term matches more rows than the budget: score only
         // its newest kPostingBudget matches (FTS5 walks rowids in order
         // without scoring, so finding the cut is cheap).

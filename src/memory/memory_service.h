@@ -125,6 +125,9 @@ class MemoryService {
   Result<std::pair<int64_t, int64_t>> WriteLogged(const std::function<Status(Connection&)>& fn);
 
   std::string SidecarPath(const std::string& partition) const;
+  // How many top keyword matches stage 1 ranks before the filters, for a
+  // search that wants `fetch` hits in `project_id`.
+  size_t KeywordSlice(size_t fetch, const std::string& project_id) const;
   // Document frequency of each of `terms` (0: no memory has it), cached.
   Result<std::vector<int64_t>> TermFrequencies(Connection& c,
                                                const std::vector<std::string>& terms);

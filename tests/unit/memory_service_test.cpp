@@ -533,6 +533,36 @@ TEST_F(MemoryServiceTest, KeywordSearchPrunesCommonTermsAndStillFindsRareOnes) {
   for (const auto& h : common.hits) EXPECT_GT(h.memory.id, 600) << "scored an old match";
 }
 
+TEST_F(MemoryServiceTest, KeywordMatchesOfASmallProjectOutrankedByAnotherAreFound) {
+  // The big project's short memories outrank the small one's long memories
+  // on bm25, so the top keyword matches are all the big project's: the
+  // small project's hits must still come back (the exact second stage).
+  std::vector<MemoryInput> batch;
+  for (int i = 0; i < 400; ++i) {
+    MemoryInput in = In("zebra " + std::to_string(i));
+    in.project = "big";
+    batch.push_back(in);
+  }
+  ASSERT_TRUE(svc_->StoreBatch(batch).ok());
+  std::set<int64_t> small;
+  for (int i = 0; i < 5; ++i) {
+    MemoryInput in = In("a long note about the release checklist, the staging cluster, the " +
+                        std::string("rollback plan and the on-call rota, which mentions a zebra ") +
+                        "once, number " + std::to_string(i));
+    in.project = "small";
+    small.insert(Put(in).id);
+  }
+  MemoryFilter f;
+  f.project = "small";
+  f.limit = 5;
+  auto ids = HitIds(Find("zebra", SearchMode::kKeyword, f));
+  EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()), small);
+  f.project = "big";
+  ids = HitIds(Find("zebra", SearchMode::kKeyword, f));
+  ASSERT_EQ(ids.size(), 5u);
+  for (int64_t id : ids) EXPECT_EQ(small.count(id), 0u);
+}
+
 TEST_F(MemoryServiceTest, SearchModesReportTheirSides) {
   Memory auth = Put(In("authenticate users with signed session cookies"));
   Memory cache = Put(In("cache invalidation uses a write-through policy"));
