@@ -163,7 +163,7 @@ std::string HttpResult::Header(const std::string& lower) const {
 HttpResult Http(int port, const std::string& method, const std::string& target,
                 const std::string& body,
                 const std::vector<std::pair<std::string, std::string>>& headers,
-                bool json_content_type) {
+                bool json_content_type, int timeout_ms) {
   bool own_host = false;  // a caller's Host replaces the default
   for (const auto& [k, v] : headers) own_host |= k == "Host" || k == "host";
   std::string req = method + " " + target + " HTTP/1.1\r\n" +
@@ -174,7 +174,7 @@ HttpResult Http(int port, const std::string& method, const std::string& target,
     req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   }
   req += "\r\n" + body;
-  return ParseResponse(RawExchange(port, req));
+  return ParseResponse(RawExchange(port, req, timeout_ms));
 }
 
 std::string RawExchange(int port, const std::string& bytes, int timeout_ms) {

@@ -27,11 +27,12 @@ struct HttpResult {
   std::string Header(const std::string& lower) const;
 };
 
-// Sends one request on a fresh connection (Connection: close).
+// Sends one request on a fresh connection (Connection: close) and waits at
+// most timeout_ms for the whole answer.
 HttpResult Http(int port, const std::string& method, const std::string& target,
                 const std::string& body = "",
                 const std::vector<std::pair<std::string, std::string>>& headers = {},
-                bool json_content_type = true);
+                bool json_content_type = true, int timeout_ms = 5000);
 // Raw sockets, for requests the HTTP helpers cannot make (half-sent bodies):
 // a blocking loopback connection (-1 when refused), a full send, and
 // everything received until the peer closes or timeout_ms passes.

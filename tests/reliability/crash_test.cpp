@@ -369,14 +369,7 @@ TEST(CrashTest, KillNineDuringWriteStormLosesNoAcknowledgedWrite) {
             << " rounds (DEVSTREAM_CRASH_SEED / DEVSTREAM_CRASH_ROUNDS reproduce)" << std::endl;
   const std::string dir = TempDir();
   const std::string db = dir + "/crash.db";
-  struct Cleanup {
-    std::string dir;
-    bool keep = false;
-    ~Cleanup() {
-      std::error_code ec;
-      if (!keep) std::filesystem::remove_all(dir, ec);
-    }
-  } cleanup{dir};
+  DirCleanup cleanup{dir};
 
   Server server(db, dir + "/server.log", {"--mode", "api"}, kTiming);
   BackgroundProcess* worker = nullptr;

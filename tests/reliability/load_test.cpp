@@ -30,13 +30,7 @@ Sample Quiescent(pid_t pid) {
 TEST(LoadTest, MixedWorkloadHasNoErrorsNoLostWritesAndFlatResources) {
   const double seconds = static_cast<double>(EnvLong("DEVSTREAM_SOAK_SECONDS", 20));
   const std::string dir = TempDir();
-  struct Cleanup {
-    std::string dir;
-    ~Cleanup() {
-      std::error_code ec;
-      std::filesystem::remove_all(dir, ec);
-    }
-  } cleanup{dir};
+  DirCleanup cleanup{dir};
   const std::string db = dir + "/load.db";
   // ASan keeps freed memory in a quarantine (256 MB by default) that would
   // dominate RSS; a small one lets RSS show the server's own memory.

@@ -27,14 +27,7 @@ size_t CountOccurrences(const std::string& text, const std::string& needle) {
 TEST(MultiprocessTest, TwoServersTwoWorkersMixedWorkloadExclusiveClaimsExactlyOnceJobs) {
   const double seconds = static_cast<double>(std::max(4L, EnvLong("DEVSTREAM_SOAK_SECONDS", 12)));
   const std::string dir = TempDir();
-  struct Cleanup {
-    std::string dir;
-    bool keep = false;
-    ~Cleanup() {
-      std::error_code ec;
-      if (!keep) std::filesystem::remove_all(dir, ec);
-    }
-  } cleanup{dir};
+  DirCleanup cleanup{dir};
   const std::string db = dir + "/mp.db";
   const EnvVars env = {{"DEVSTREAM_WORKER_POLL_MS", "50"},
                        {"DEVSTREAM_SCHEDULE", "lease_reaper=2,rollup=3,retention=0,backup=0"},

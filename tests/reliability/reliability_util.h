@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iomanip>
@@ -47,6 +48,17 @@ inline long EnvLong(const char* name, long def) {
   return (end && *end == '\0' && n >= 0) ? n : def;
 }
 
+// Removes a test's temporary directory when it goes out of scope, unless
+// `keep` was set (to leave the evidence of a failure behind).
+struct DirCleanup {
+  std::string dir;
+  bool keep = false;
+  ~DirCleanup() {
+    std::error_code ec;
+    if (!keep) std::filesystem::remove_all(dir, ec);
+  }
+};
+
 // What a client should never see from a healthy server on a shared database.
 inline bool LooksLikeLockTrouble(const std::string& text) {
   return text.find("database is locked") != std::string::npos ||
@@ -56,41 +68,10 @@ inline bool LooksLikeLockTrouble(const std::string& text) {
 
 // The harness's Http(), waiting up to 30 s for the answer instead of 5: on a
 // loaded 2-core machine (ASan, ctest -j) a slow answer is not a dropped one.
-// Same request (HTTP/1.1, Connection: close); status 0 only when the
-// connection failed or closed without a complete response head.
+// Status 0 only when the connection failed or closed without a response head.
 inline HttpResult Http(int port, const std::string& method, const std::string& target,
                        const std::string& body = "", const Headers& headers = {}) {
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  if (!body.empty()) req += "Content-Type: application/json\r\n";
-  for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
-  if (!body.empty() || method == "POST" || method == "PATCH") {
-    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  }
-  req += "\r\n" + body;
-  HttpResult r;
-  int fd = Connect(port);
-  if (fd < 0) return r;
-  SendAll(fd, req);
-  std::string raw = ReadUntilClose(fd, 30000);
-  close(fd);
-  size_t head_end = raw.find("\r\n\r\n");
-  if (head_end == std::string::npos || raw.rfind("HTTP/1.1 ", 0) != 0) return r;
-  r.status = std::atoi(raw.c_str() + 9);
-  std::istringstream head(raw.substr(0, head_end));
-  std::string line;
-  std::getline(head, line);
-  while (std::getline(head, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string name = line.substr(0, colon);
-    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    std::string value = line.substr(colon + 1);
-    while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-    r.headers[name] = value;
-  }
-  r.body = raw.substr(head_end + 4);
-  return r;
+  return itest::Http(port, method, target, body, headers, /*json_content_type=*/true, 30000);
 }
 
 inline std::string Str(const std::string& s) {
