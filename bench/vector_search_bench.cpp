@@ -35,7 +35,7 @@
 
 // GCC's target_clones resolver for DotBatch (a global weak symbol beside the
 // clones). Weak here too, so builds without clones (clang, sanitizers) still link.
-extern "C" void* DsDotBatchResolver() __asm__("_ZN2ds6memory8DotBatchEPKfS2_mmPf.resolver")
+extern "C" void* DsDotBatchResolver() __asm__("_ZN2ds6memory8DotBatchEPKfS2_mmPfm.resolver")
     __attribute__((weak));
 
 namespace {

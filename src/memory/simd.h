@@ -12,7 +12,11 @@ namespace ds::memory {
 // Dot product of two float vectors of length n.
 float Dot(const float* a, const float* b, size_t n);
 // Dot products of `query` with `count` rows of `dim` floats stored contiguously.
-void DotBatch(const float* query, const float* rows, size_t dim, size_t count, float* out);
+// `readable` (at least `count`) is how many rows may be read from `rows`: the
+// ones past `count` are prefetched, so a scan done block by block keeps the
+// memory stream going across blocks.
+void DotBatch(const float* query, const float* rows, size_t dim, size_t count, float* out,
+              size_t readable = 0);
 // Integer dot products of an int8 query with `count` int8 rows of `dim`
 // values (int32 accumulation), for the quantised scan.
 void DotBatchInt8(const int8_t* query, const int8_t* rows, size_t dim, size_t count, int32_t* out);

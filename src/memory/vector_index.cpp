@@ -340,7 +340,8 @@ std::vector<VectorHit> VectorIndex::Search(const std::string& partition, const f
   float scores[kBlock];
   for (size_t base = 0; base < n; base += kBlock) {
     size_t count = std::min(kBlock, n - base);
-    DotBatch(query, p.rows.data() + base * dim_, static_cast<size_t>(dim_), count, scores);
+    DotBatch(query, p.rows.data() + base * dim_, static_cast<size_t>(dim_), count, scores,
+             n - base);
     for (size_t i = 0; i < count; ++i) {
       const VectorMeta& m = p.meta[base + i];
       if (!include_dead && !m.live) continue;

@@ -288,5 +288,19 @@ TEST(MemorySimdTest, DotBatchAgreesWithDot) {
   }
 }
 
+TEST(MemorySimdTest, DotBatchOverABlockOfALargerArrayGivesTheSameScores) {
+  // A scan in blocks passes how many rows may be read (prefetched) past the
+  // block: the scores must be the block's own, whatever that number.
+  std::mt19937 rng(77);
+  const size_t dim = 768, total = 40, count = 16;
+  auto q = RandomVec(rng, dim, -1.0f, 1.0f);
+  auto rows = RandomVec(rng, dim * total, -1.0f, 1.0f);
+  std::vector<float> alone(count + 1, -7.0f), in_array(count + 1, -7.0f);
+  DotBatch(q.data(), rows.data() + 8 * dim, dim, count, alone.data());
+  DotBatch(q.data(), rows.data() + 8 * dim, dim, count, in_array.data(), total - 8);
+  EXPECT_EQ(alone, in_array);
+  EXPECT_EQ(in_array[count], -7.0f) << "wrote past count";
+}
+
 }  // namespace
 }  // namespace ds::memory
