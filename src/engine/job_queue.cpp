@@ -126,6 +126,34 @@ Result<EnqueueResult> JobQueue::Enqueue(const std::string& kind, const json::obj
   return *out;
 }
 
+namespace {
+// Running jobs whose lease expired go back to queued, due now; a job whose
+// worker died on its last attempt is dead (it may be what kills workers).
+Status RequeueExpiredIn(Connection& c, const std::string& now, std::vector<std::string>* ids) {
+  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT id, attempts, max_attempts FROM jobs"
+                                        " WHERE state = 'running' AND lease_expires_at < ?"));
+  s.Bind(1, now);
+  std::vector<std::pair<std::string, bool>> expired;
+  for (;;) {
+    DS_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    expired.emplace_back(s.Text(0), s.Int(1) >= s.Int(2));
+  }
+  for (const auto& [id, used_up] : expired) {
+    DS_ASSIGN_OR_RETURN(
+        Stmt u, c.Prepare("UPDATE jobs SET state = ?2, run_at = ?3, lease_owner = NULL,"
+                          " lease_expires_at = NULL, updated_at = ?3,"
+                          " last_error = 'worker lease expired (worker stopped or crashed)',"
+                          " finished_at = CASE WHEN ?2 = 'dead' THEN ?3 ELSE NULL END"
+                          " WHERE id = ?1"));
+    u.Bind(1, id).Bind(2, used_up ? "dead" : "queued").Bind(3, now);
+    DS_RETURN_IF_ERROR(u.Run());
+    ids->push_back(id);
+  }
+  return Status::Ok();
+}
+}  // namespace
+
 Result<std::optional<Job>> JobQueue::Claim(const std::string& worker, int64_t lease_ms,
                                            const std::vector<std::string>& kinds) {
   std::optional<Job> out;
@@ -135,6 +163,12 @@ Result<std::optional<Job>> JobQueue::Claim(const std::string& worker, int64_t le
   DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
     out.reset();
     std::string now = NowTimestamp();
+    // Lost leases first, here and not only in the lease_reaper job: a worker
+    // killed while running lease_reaper left it 'running', and its dedup key
+    // then kept the scheduler from queuing another, so nothing was ever
+    // requeued again.
+    std::vector<std::string> requeued;
+    DS_RETURN_IF_ERROR(RequeueExpiredIn(c, now, &requeued));
     DS_ASSIGN_OR_RETURN(Stmt s,
                         c.Prepare("SELECT id FROM jobs WHERE state = 'queued' AND run_at <= ?1"
                                   " AND (json_array_length(?2) = 0 OR kind IN (SELECT value FROM "
@@ -219,30 +253,7 @@ Result<std::vector<std::string>> JobQueue::RequeueExpired() {
   std::vector<std::string> ids;
   DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
     ids.clear();
-    std::string now = NowTimestamp();
-    DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT id, attempts, max_attempts FROM jobs"
-                                          " WHERE state = 'running' AND lease_expires_at < ?"));
-    s.Bind(1, now);
-    std::vector<std::pair<std::string, bool>> expired;
-    for (;;) {
-      DS_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      expired.emplace_back(s.Text(0), s.Int(1) >= s.Int(2));
-    }
-    for (const auto& [id, used_up] : expired) {
-      // A job whose worker died on its last attempt is dead: it may be what
-      // kills workers.
-      DS_ASSIGN_OR_RETURN(
-          Stmt u, c.Prepare("UPDATE jobs SET state = ?2, run_at = ?3, lease_owner = NULL,"
-                            " lease_expires_at = NULL, updated_at = ?3,"
-                            " last_error = 'worker lease expired (worker stopped or crashed)',"
-                            " finished_at = CASE WHEN ?2 = 'dead' THEN ?3 ELSE NULL END"
-                            " WHERE id = ?1"));
-      u.Bind(1, id).Bind(2, used_up ? "dead" : "queued").Bind(3, now);
-      DS_RETURN_IF_ERROR(u.Run());
-      ids.push_back(id);
-    }
-    return Status::Ok();
+    return RequeueExpiredIn(c, NowTimestamp(), &ids);
   }));
   return ids;
 }

@@ -84,7 +84,9 @@ class JobQueue {
                                          const EnqueueOptions& options = {});
 
   // Takes the most urgent due job among `kinds` (all kinds when empty),
-  // counting the attempt and leasing it to `worker` for `lease_ms`.
+  // counting the attempt and leasing it to `worker` for `lease_ms`. First
+  // requeues every job whose lease expired (as RequeueExpired), so a job of
+  // a killed worker never stays 'running' while any worker polls.
   Result<std::optional<Job>> Claim(const std::string& worker, int64_t lease_ms,
                                    const std::vector<std::string>& kinds = {});
   // Extends the lease of a running job this worker holds.

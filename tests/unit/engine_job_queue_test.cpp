@@ -286,9 +286,10 @@ TEST_F(JobQueueTest, RequeueExpiredReturnsLostJobsOrDeadLettersTheLastAttempt) {
   Job j = Enqueue(q, "k", two);
   Job live = Enqueue(q, "other");
 
+  // (Claim also requeues expired leases: the healthy claim comes first.)
+  ASSERT_TRUE(Claim(q, "healthy-worker", 600'000, {"other"}));
   auto c1 = Claim(q, "dying-worker", /*lease_ms=*/1, {"k"});
   ASSERT_TRUE(c1);
-  ASSERT_TRUE(Claim(q, "healthy-worker", 600'000, {"other"}));
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   auto ids = q.RequeueExpired();
   ASSERT_TRUE(ids.ok()) << ids.status().ToString();
@@ -319,6 +320,34 @@ TEST_F(JobQueueTest, RequeueExpiredReturnsLostJobsOrDeadLettersTheLastAttempt) {
   EXPECT_NE(dead.last_error->find("lease"), std::string::npos);
   // Nothing more to do.
   EXPECT_TRUE(q.RequeueExpired()->empty());
+}
+
+TEST_F(JobQueueTest, ClaimRequeuesExpiredLeasesEvenOfTheReaperItself) {
+  // A worker killed while running lease_reaper left that job 'running', and
+  // its dedup key kept the scheduler from queuing another: no job was ever
+  // requeued again. Claim now requeues expired leases itself.
+  JobQueue q(*db_);
+  EnqueueOptions reaper;
+  reaper.dedup_key = "schedule:lease_reaper";
+  Job r = Enqueue(q, "lease_reaper", reaper);
+  Job lost = Enqueue(q, "k");
+  ASSERT_TRUE(Claim(q, "killed-worker", /*lease_ms=*/1, {"lease_reaper"}));
+  ASSERT_TRUE(Claim(q, "killed-worker", /*lease_ms=*/1, {"k"}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // The schedule cannot queue another reaper while its job is 'running'.
+  auto again = q.Enqueue("lease_reaper", {}, reaper);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->deduplicated);
+  EXPECT_EQ(again->job.id, r.id);
+  // Any worker's next claim takes the lost jobs back, in order of urgency.
+  std::set<std::string> claimed;
+  for (int i = 0; i < 2; ++i) {
+    auto c = Claim(q, "new-worker", 600'000, {});
+    ASSERT_TRUE(c) << "claim " << i;
+    EXPECT_EQ(c->attempts, 2);
+    claimed.insert(c->id);
+  }
+  EXPECT_EQ(claimed, (std::set<std::string>{r.id, lost.id}));
 }
 
 TEST_F(JobQueueTest, OnlyTheLeaseOwnerCompletesFailsExtendsOrReleases) {
