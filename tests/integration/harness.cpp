@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -465,11 +466,36 @@ CommandResult RunCliWith(const std::vector<std::string>& args, const CliOptions&
   return r;
 }
 
+namespace {
+// Every directory TempDir() made in this process. When all of the process's
+// tests passed they are removed at the end (ctest runs each test in its own
+// process); after a failure they stay, as evidence.
+std::mutex temp_dirs_mu;
+std::vector<std::string>* temp_dirs = new std::vector<std::string>();
+
+class TempDirJanitor : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (!::testing::UnitTest::GetInstance()->Passed()) return;
+    std::lock_guard<std::mutex> lock(temp_dirs_mu);
+    for (const auto& dir : *temp_dirs) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+    temp_dirs->clear();
+  }
+};
+[[maybe_unused]] ::testing::Environment* const temp_dir_janitor =
+    ::testing::AddGlobalTestEnvironment(new TempDirJanitor);
+}  // namespace
+
 std::string TempDir() {
   std::random_device rd;
   auto dir = std::filesystem::temp_directory_path() /
              ("ds_itest_" + std::to_string(getpid()) + "_" + std::to_string(rd()));
   std::filesystem::create_directories(dir);
+  std::lock_guard<std::mutex> lock(temp_dirs_mu);
+  temp_dirs->push_back(dir.string());
   return dir.string();
 }
 
