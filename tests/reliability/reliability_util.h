@@ -377,6 +377,9 @@ inline std::vector<std::string> StoreInvariantProblems(const std::string& db_pat
   std::string fts =
       db.Exec("INSERT INTO memory_fts(memory_fts, rank) VALUES('integrity-check', 1)");
   if (!fts.empty()) problems.push_back("memory_fts integrity-check: " + fts);
+  // The rest in one read transaction: one snapshot, though the restarted
+  // server and worker keep writing (two counts read apart could disagree).
+  db.Exec("BEGIN");
   std::string unvectored = db.Scalar(
       "SELECT count(*) FROM semantic_memory m WHERE (SELECT count(*) FROM memory_vectors v"
       " WHERE v.memory_id = m.id) <> 1");
@@ -387,6 +390,7 @@ inline std::vector<std::string> StoreInvariantProblems(const std::string& db_pat
   if (orphans != "0") problems.push_back(orphans + " orphaned vectors");
   std::string fts_rows = db.Scalar("SELECT count(*) FROM memory_fts_docsize");
   std::string mem_rows = db.Scalar("SELECT count(*) FROM semantic_memory");
+  db.Exec("COMMIT");
   if (fts_rows != mem_rows) {
     problems.push_back("memory_fts has " + fts_rows + " documents for " + mem_rows + " memories");
   }
