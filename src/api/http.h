@@ -85,6 +85,9 @@ ds::Status ParseTarget(Request& req);
 
 // True for 1..128 characters of [A-Za-z0-9._-]: safe to log and echo.
 bool IsSaneRequestId(std::string_view id);
+// True when a header a handler supplies can go on the wire: the name is an
+// RFC 9110 token and the value has no CR, LF or NUL.
+bool IsSendableHeader(std::string_view name, std::string_view value);
 // The client's id when sane, else a new random one (32 hex chars).
 std::string ChooseRequestId(const std::string* client_id);
 

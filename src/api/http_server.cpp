@@ -88,21 +88,6 @@ bool IsHttpParseError(const beast::error_code& ec) {
   return ec.category() == http::make_error_code(http::error::bad_target).category();
 }
 
-// RFC 9110 token characters, for header names handlers supply.
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-    if (!ok) return false;
-  }
-  return true;
-}
-
-bool IsSafeHeaderValue(std::string_view s) {
-  return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
 // One connection. All members are touched only from handlers running on the
 // socket's strand; lifetime is held by the shared_ptr captured in each pending
 // handler, so the session dies when its last operation completes.
@@ -274,7 +259,7 @@ class Session : public std::enable_shared_from_this<Session> {
     wire_.set(http::field::server, "devstream");
     wire_.set("X-Request-Id", req_.request_id);
     for (const auto& [name, value] : res_.headers) {
-      if (!IsToken(name) || !IsSafeHeaderValue(value)) {
+      if (!IsSendableHeader(name, value)) {
         spdlog::error("request {}: dropping invalid response header '{}'", req_.request_id, name);
         continue;
       }

@@ -87,12 +87,6 @@ constexpr Route kRoutes[] = {
 };
 constexpr size_t kRouteCount = sizeof(kRoutes) / sizeof(kRoutes[0]);
 
-uint32_t Fnv1a(std::string_view s) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : s) h = (h ^ c) * 16777619u;
-  return h;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -114,7 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   if (!route) {
-    route = &kRoutes[Fnv1a(line) % kRouteCount];
+    route = &kRoutes[ds::fuzz::Fnv1a(line) % kRouteCount];
     query = {};
   }
 

@@ -334,16 +334,6 @@ void Fail(std::string_view what) {
 
 namespace {
 
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-    if (!ok) return false;
-  }
-  return true;
-}
-
 std::string Where(const api::Request& req, const api::Response& res) {
   return req.method + " " + req.target + " -> " + std::to_string(res.status) + " " +
          res.content_type + " " + res.body.substr(0, 400);
@@ -359,7 +349,7 @@ void CheckResponse(const api::Request& req, const api::Response& res) {
     Fail("body on a bodiless status: " + Where(req, res));
   }
   for (const auto& [name, value] : res.headers) {
-    if (!IsToken(name) || value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+    if (!api::IsSendableHeader(name, value)) {
       Fail("response header not sendable: " + name + ": " + Where(req, res));
     }
   }
@@ -394,6 +384,12 @@ void CheckResponse(const api::Request& req, const api::Response& res) {
 
 std::string AsString(const uint8_t* data, size_t size) {
   return std::string(reinterpret_cast<const char*>(data), size);
+}
+
+uint32_t Fnv1a(std::string_view s) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : s) h = (h ^ c) * 16777619u;
+  return h;
 }
 
 std::pair<std::string, std::string> SplitFirstLine(const std::string& input) {

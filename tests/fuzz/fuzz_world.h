@@ -67,5 +67,7 @@ void CheckResponse(const api::Request& req, const api::Response& res);
 // The input as a string, and its first line split from the rest.
 std::string AsString(const uint8_t* data, size_t size);
 std::pair<std::string, std::string> SplitFirstLine(const std::string& input);
+// A stable hash of `s` (FNV-1a), to pick a table entry from input bytes.
+uint32_t Fnv1a(std::string_view s);
 
 }  // namespace ds::fuzz

@@ -16,16 +16,6 @@
 #include "core/json.h"
 #include "fuzz_world.h"
 
-namespace {
-
-uint32_t Fnv1a(std::string_view s) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : s) h = (h ^ c) * 16777619u;
-  return h;
-}
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ds::fuzz::World& world = ds::fuzz::World::Get();
   auto [line, body] = ds::fuzz::SplitFirstLine(ds::fuzz::AsString(data, size));
@@ -34,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (auto e : events) {
     if (line == e) event = std::string(e);
   }
-  if (event.empty()) event = std::string(events[Fnv1a(line) % events.size()]);
+  if (event.empty()) event = std::string(events[ds::fuzz::Fnv1a(line) % events.size()]);
 
   auto prepared = ds::hooks::PrepareHookRequest(event, world.Substitute(std::move(body)));
   if (!prepared.ok()) return 0;

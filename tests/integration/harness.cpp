@@ -538,18 +538,37 @@ std::string DumpDatabase(const std::string& db_path) {
 
 std::vector<std::vector<std::string>> QueryDatabase(const std::string& db_path,
                                                     const std::string& sql) {
-  std::vector<std::vector<std::string>> rows;
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    sqlite3_close(db);
-    return {{"<error: cannot open " + db_path + ">"}};
+  TestDb db(db_path, /*read_only=*/true, /*busy_timeout_ms=*/5000);
+  if (!db.ok()) return {{"<error: cannot open " + db_path + ">"}};
+  return db.Rows(sql);
+}
+
+TestDb::TestDb(const std::string& path, bool read_only, int busy_timeout_ms) {
+  int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+    sqlite3_close(db_);
+    db_ = nullptr;
   }
-  sqlite3_busy_timeout(db, 5000);
+  if (db_) sqlite3_busy_timeout(db_, busy_timeout_ms);
+}
+
+TestDb::~TestDb() {
+  sqlite3_close(db_);
+}
+
+std::string TestDb::Exec(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) == SQLITE_OK) return "";
+  std::string msg = err ? err : "error";
+  sqlite3_free(err);
+  return msg;
+}
+
+std::vector<std::vector<std::string>> TestDb::Rows(const std::string& sql) {
+  std::vector<std::vector<std::string>> out;
   sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-    rows = {{std::string("<error: ") + sqlite3_errmsg(db) + ">"}};
-    sqlite3_close(db);
-    return rows;
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+    return {{std::string("<error: ") + sqlite3_errmsg(db_) + ">"}};
   }
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -558,12 +577,16 @@ std::vector<std::vector<std::string>> QueryDatabase(const std::string& db_path,
       const unsigned char* v = sqlite3_column_text(st, i);
       row.emplace_back(v ? reinterpret_cast<const char*>(v) : "NULL");
     }
-    rows.push_back(std::move(row));
+    out.push_back(std::move(row));
   }
-  if (rc != SQLITE_DONE) rows = {{std::string("<error: ") + sqlite3_errmsg(db) + ">"}};
+  if (rc != SQLITE_DONE) out = {{std::string("<error: ") + sqlite3_errmsg(db_) + ">"}};
   sqlite3_finalize(st);
-  sqlite3_close(db);
-  return rows;
+  return out;
+}
+
+std::string TestDb::Scalar(const std::string& sql) {
+  auto rows = Rows(sql);
+  return rows.empty() || rows[0].empty() ? "" : rows[0][0];
 }
 
 }  // namespace ds::itest

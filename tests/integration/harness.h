@@ -9,6 +9,8 @@
 
 #include <sys/types.h>
 
+#include <sqlite3.h>
+
 #include <boost/json.hpp>
 
 #include <map>
@@ -134,5 +136,26 @@ std::string DumpDatabase(const std::string& db_path);
 // "<error: …>" when the query fails.
 std::vector<std::vector<std::string>> QueryDatabase(const std::string& db_path,
                                                     const std::string& sql);
+
+// A connection of the test's own to an existing database (to hold the write
+// lock, run FTS5's integrity-check, or read several queries in one
+// transaction). Not thread-safe.
+class TestDb {
+ public:
+  explicit TestDb(const std::string& path, bool read_only = false, int busy_timeout_ms = 10000);
+  ~TestDb();
+  TestDb(const TestDb&) = delete;
+  TestDb& operator=(const TestDb&) = delete;
+  bool ok() const { return db_ != nullptr; }
+  // "" on success, else the error message.
+  std::string Exec(const std::string& sql);
+  // Every row (NULL as "NULL"); one row "<error: …>" on failure.
+  std::vector<std::vector<std::string>> Rows(const std::string& sql);
+  // The first column of the first row ("" when there is none).
+  std::string Scalar(const std::string& sql);
+
+ private:
+  sqlite3* db_ = nullptr;
+};
 
 }  // namespace ds::itest

@@ -66,46 +66,6 @@ int64_t TimestampMillis(const std::string& ts) {
   return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
 }
 
-// A read-write connection of the test's own, e.g. to hold the write lock.
-class TestDb {
- public:
-  explicit TestDb(const std::string& path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-      sqlite3_close(db_);
-      db_ = nullptr;
-    }
-    if (db_) sqlite3_busy_timeout(db_, 10000);
-  }
-  ~TestDb() { sqlite3_close(db_); }
-  TestDb(const TestDb&) = delete;
-  TestDb& operator=(const TestDb&) = delete;
-  bool ok() const { return db_ != nullptr; }
-  std::string Exec(const std::string& sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) == SQLITE_OK) return "";
-    std::string msg = err ? err : "error";
-    sqlite3_free(err);
-    return msg;
-  }
-  // The first column of the first row ("" when none, "NULL" for NULL).
-  std::string Scalar(const std::string& sql) {
-    sqlite3_stmt* st = nullptr;
-    std::string out;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-      return std::string("<error: ") + sqlite3_errmsg(db_) + ">";
-    }
-    if (sqlite3_step(st) == SQLITE_ROW) {
-      const unsigned char* v = sqlite3_column_text(st, 0);
-      out = v ? reinterpret_cast<const char*>(v) : "NULL";
-    }
-    sqlite3_finalize(st);
-    return out;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
 class TaskEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {

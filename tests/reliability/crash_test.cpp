@@ -207,7 +207,7 @@ CheckCounts CheckStore(const std::string& db_path, std::vector<Writer>& writers,
     if (failures.size() < 40) failures.push_back(what);
   };
   for (const auto& p : StoreInvariantProblems(db_path)) fail("store invariant: " + p);
-  Db db(db_path);
+  TestDb db(db_path);
   if (!db.ok()) {
     fail("cannot open the database");
     return counts;
@@ -494,7 +494,7 @@ TEST(CrashTest, KillNineDuringWriteStormLosesNoAcknowledgedWrite) {
   std::string pending_jobs;
   bool jobs_done = WaitUntil(
       [&] {
-        Db d(db);
+        TestDb d(db);
         pending_jobs = d.Scalar(
             "SELECT count(*) || ' not done, e.g. ' || coalesce(min(id || ' ' || state), '-')"
             " FROM jobs WHERE state <> 'done' AND (kind <> 'lease_reaper' OR state <> 'queued'"
@@ -504,7 +504,7 @@ TEST(CrashTest, KillNineDuringWriteStormLosesNoAcknowledgedWrite) {
       std::chrono::milliseconds(60000), std::chrono::milliseconds(200));
   EXPECT_TRUE(jobs_done) << pending_jobs;
   {
-    Db d(db);
+    TestDb d(db);
     std::map<std::string, std::pair<std::string, int>> states;
     for (auto& r : d.Rows("SELECT id, state, attempts FROM jobs")) {
       if (r.size() == 3) states[r[0]] = {r[1], std::atoi(r[2].c_str())};

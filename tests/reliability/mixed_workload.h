@@ -286,7 +286,7 @@ class MixedWorkload {
 // the database; every acknowledged completion shows. Returns the problems.
 inline std::vector<std::string> LostWrites(const std::string& db_path, const MixedWorkload& w) {
   std::vector<std::string> out;
-  Db db(db_path);
+  TestDb db(db_path);
   std::map<int64_t, std::string> mem;
   for (auto& r : db.Rows("SELECT id, content FROM semantic_memory")) {
     if (r.size() == 2) mem[std::atoll(r[0].c_str())] = r[1];

@@ -118,7 +118,7 @@ TEST(MultiprocessTest, TwoServersTwoWorkersMixedWorkloadExclusiveClaimsExactlyOn
   EXPECT_EQ(twice, 0);
   EXPECT_GT(claimer.size(), 0u);
   {
-    Db d(db);
+    TestDb d(db);
     std::map<std::string, std::vector<std::string>> audit;  // task -> actors of claims
     for (auto& r : d.Rows("SELECT task_id, actor FROM task_events WHERE to_status = 'active'")) {
       if (r.size() == 2) audit[r[0]].push_back(r[1]);
@@ -150,7 +150,7 @@ TEST(MultiprocessTest, TwoServersTwoWorkersMixedWorkloadExclusiveClaimsExactlyOn
   const std::string worker_logs = w1.Stderr() + w2.Stderr();
   size_t backups_by[2] = {0, 0};
   {
-    Db d(db);
+    TestDb d(db);
     for (const auto& s : sessions) {
       auto jobs = d.Rows(
           "SELECT state, attempts, coalesce(last_error, '') FROM jobs WHERE kind ="

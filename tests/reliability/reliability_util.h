@@ -308,58 +308,6 @@ class LatencyBook {
   std::map<std::string, std::vector<double>> samples_;
 };
 
-// A read-write connection of the test's own (checks that need writes, such
-// as FTS5's integrity-check, or consistent multi-query reads).
-class Db {
- public:
-  explicit Db(const std::string& path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-      sqlite3_close(db_);
-      db_ = nullptr;
-    }
-    if (db_) sqlite3_busy_timeout(db_, 10000);
-  }
-  ~Db() { sqlite3_close(db_); }
-  Db(const Db&) = delete;
-  Db& operator=(const Db&) = delete;
-  bool ok() const { return db_ != nullptr; }
-  // "" on success, else the error message.
-  std::string Exec(const std::string& sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) == SQLITE_OK) return "";
-    std::string msg = err ? err : "error";
-    sqlite3_free(err);
-    return msg;
-  }
-  // Every row (NULL as "NULL"); one row "<error: …>" on failure.
-  std::vector<std::vector<std::string>> Rows(const std::string& sql) {
-    std::vector<std::vector<std::string>> out;
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-      return {{std::string("<error: ") + sqlite3_errmsg(db_) + ">"}};
-    }
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-      std::vector<std::string> row;
-      for (int i = 0; i < sqlite3_column_count(st); ++i) {
-        const unsigned char* v = sqlite3_column_text(st, i);
-        row.emplace_back(v ? reinterpret_cast<const char*>(v) : "NULL");
-      }
-      out.push_back(std::move(row));
-    }
-    if (rc != SQLITE_DONE) out = {{std::string("<error: ") + sqlite3_errmsg(db_) + ">"}};
-    sqlite3_finalize(st);
-    return out;
-  }
-  std::string Scalar(const std::string& sql) {
-    auto rows = Rows(sql);
-    return rows.empty() || rows[0].empty() ? "" : rows[0][0];
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
 // The store's structural invariants; returns the problems found (empty: ok).
 //   PRAGMA integrity_check is ok; foreign keys hold; the FTS5 index matches
 //   semantic_memory (integrity-check with rank 1 compares it with the
@@ -368,7 +316,7 @@ class Db {
 //   orphaned.
 inline std::vector<std::string> StoreInvariantProblems(const std::string& db_path) {
   std::vector<std::string> problems;
-  Db db(db_path);
+  TestDb db(db_path);
   if (!db.ok()) return {"cannot open " + db_path};
   std::string integrity = db.Scalar("PRAGMA integrity_check");
   if (integrity != "ok") problems.push_back("integrity_check: " + integrity);

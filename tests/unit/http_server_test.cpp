@@ -206,6 +206,17 @@ TEST(HttpHelpersTest, RequestIdSanity) {
   EXPECT_NE(ChooseRequestId(nullptr), ChooseRequestId(nullptr));
 }
 
+TEST(HttpHelpersTest, SendableHeadersAreTokenNamesWithSafeValues) {
+  EXPECT_TRUE(IsSendableHeader("X-Thing", "a b; c=\"d\""));
+  EXPECT_TRUE(IsSendableHeader("ETag", ""));
+  EXPECT_FALSE(IsSendableHeader("", "v"));
+  EXPECT_FALSE(IsSendableHeader("Bad Name", "v"));
+  EXPECT_FALSE(IsSendableHeader("X:Y", "v"));
+  EXPECT_FALSE(IsSendableHeader("X-Split", "a\r\nSet-Cookie: x=1"));
+  EXPECT_FALSE(IsSendableHeader("X-Lf", "a\nb"));
+  EXPECT_FALSE(IsSendableHeader("X-Nul", std::string_view("a\0b", 3)));
+}
+
 TEST(HttpHelpersTest, ProblemResponseShape) {
   Request req;
   req.path = "/api/v1/tasks/x";
