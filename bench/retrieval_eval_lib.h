@@ -317,7 +317,9 @@ class EvalIndex {
       idx->redactions_ += r.redactions;
       idx->key_of_[r.memory.id] = mems[i].key;
     }
-    DS_RETURN_IF_ERROR(idx->service_->LoadIndex());
+    // Searched as a server searches: BM25 from the in-memory keyword index.
+    DS_RETURN_IF_ERROR(
+        idx->service_->LoadIndex(memory::MemoryService::Indexes::kVectorsAndKeywords));
     return idx;
   }
 

@@ -60,7 +60,10 @@ int RunMcp(const McpOptions& options) {
   auto services = OpenServices(options.db_path);
   if (!services.ok()) return Fail(services.status());
   Services& sv = **services;
-  if (Status st = sv.memory->LoadIndex(); !st.ok()) return Fail(st);
+  if (Status st = sv.memory->LoadIndex(memory::MemoryService::Indexes::kVectorsAndKeywords);
+      !st.ok()) {
+    return Fail(st);
+  }
   mcp::ToolServices tool_services{*sv.tasks, *sv.memory, *sv.workflow};
   mcp::ToolRegistry tools = mcp::DevStreamTools(tool_services);
   mcp::ServerInfo info;

@@ -77,10 +77,19 @@ int RunServe(const Settings& settings) {
   engine::JobQueue& queue = *sv.jobs;
 
   if (http) {
-    if (Status loaded = sv.memory->LoadIndex(); !loaded.ok()) {
-      LogError("loading the vector index failed", {{"error", loaded.message()}});
+    auto load_start = std::chrono::steady_clock::now();
+    if (Status loaded = sv.memory->LoadIndex(memory::MemoryService::Indexes::kVectorsAndKeywords);
+        !loaded.ok()) {
+      LogError("loading the search indexes failed", {{"error", loaded.message()}});
       return 1;
     }
+    const memory::KeywordIndex& keywords = *sv.memory->keyword_index();
+    LogInfo("search indexes loaded",
+            {{"ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - load_start)
+                        .count()},
+             {"keyword_documents", static_cast<int64_t>(keywords.Size())},
+             {"keyword_index_bytes", static_cast<int64_t>(keywords.MemoryBytes())}});
   }
   LogInfo("starting", {{"mode", mode},
                        {"environment", settings.environment},

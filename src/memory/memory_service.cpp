@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -478,7 +479,43 @@ std::optional<SidecarInfo> ReadSidecarInfo(const std::string& path) {
 }
 }  // namespace
 
-Status MemoryService::LoadIndex() {
+Status MemoryService::LoadKeywordIndex(int64_t* head) {
+  // Unmapped for the same reason as the vector scan below.
+  return db_.ReadUnmapped([&](Connection& c) -> Status {
+    DS_ASSIGN_OR_RETURN(*head, ChangeLogHead(c));
+    DS_ASSIGN_OR_RETURN(
+        Stmt s, c.Prepare("SELECT id, project_id, content, keywords, content_type, archived,"
+                          " superseded_by IS NOT NULL FROM semantic_memory"));
+    for (;;) {
+      DS_ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) break;
+      DS_RETURN_IF_ERROR(keywords_->Upsert(s.Text(1), s.Int(0), s.Text(2), s.Text(3),
+                                           MetaFor(s.Text(4), s.Int(5) != 0, s.Int(6) != 0)));
+    }
+    return Status::Ok();
+  });
+}
+
+Status MemoryService::LoadIndex(Indexes indexes) {
+  indexes_ = indexes;
+  // The keyword index builds on a second thread while the vectors load.
+  Status keyword_status;
+  int64_t keyword_head = 0;
+  std::thread keyword_loader;
+  if (indexes == Indexes::kVectorsAndKeywords) {
+    if (!keywords_) {
+      DS_ASSIGN_OR_RETURN(auto tokenizer, FtsTokenizer::Open(kMemoryFtsTokenizer));
+      keywords_ = std::make_unique<KeywordIndex>(std::move(tokenizer));
+    }
+    keywords_->Clear();
+    keyword_loader = std::thread([&] { keyword_status = LoadKeywordIndex(&keyword_head); });
+  }
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join_keyword_loader{keyword_loader};
   if (EmbedderIdentity id = embedder_.Identity(); !id.provider.empty()) {
     DS_RETURN_IF_ERROR(db_.Write([&](Connection& c) -> Status {
       DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO embedding_models(model, provider, "
@@ -625,10 +662,15 @@ Status MemoryService::LoadIndex() {
     }
     return Status::Ok();
   }));
+  if (keyword_loader.joinable()) {
+    keyword_loader.join();
+    DS_RETURN_IF_ERROR(keyword_status);
+  }
   {
     std::lock_guard<std::mutex> lock(sync_mu_);
     // Replay from the oldest graph's position; everything else is current.
     applied_seq_ = std::min(head, replay_from);
+    keyword_seq_ = keyword_head;
     generation_ = generation;
   }
   return SyncIndex();
@@ -721,31 +763,38 @@ void MemoryService::NoteOwnChanges(int64_t before, int64_t after) {
 
 Status MemoryService::SyncIndex() {
   std::unique_lock<std::mutex> lock(sync_mu_);
+  const bool keywords = keywords_ != nullptr;
   for (;;) {
+    // Each memory's state as of the snapshot read (not the logged op), so
+    // replay is idempotent and order-free. The two indexes replay from their
+    // own positions: this process's writes reach the vector index directly
+    // (NoteOwnChanges) but the keyword index only through here.
     struct Change {
-      int64_t id;
-      std::optional<std::string> project_id, content_type;
+      int64_t id = 0;
+      bool for_vectors = false, for_keywords = false;
+      std::optional<std::string> project_id, content_type;  // none: deleted
       bool archived = false, superseded = false;
-      std::string vec;
+      std::string vec, content, keywords;
     };
     std::vector<Change> changes;
-    int64_t last = applied_seq_;
+    const int64_t from = keywords ? std::min(applied_seq_, keyword_seq_) : applied_seq_;
+    int64_t last = from;
     bool gap = false;
     DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
       DS_ASSIGN_OR_RETURN(int64_t generation, RestoreGeneration(c));
       DS_ASSIGN_OR_RETURN(int64_t head, ChangeLogHead(c));
       // A restore replaced the tables under us (or the log went backwards):
       // replay cannot be trusted.
-      if (generation != generation_ || head < applied_seq_) {
+      if (generation != generation_ || head < applied_seq_ || (keywords && head < keyword_seq_)) {
         gap = true;
         return Status::Ok();
       }
-      if (head == applied_seq_) return Status::Ok();
+      if (head == from) return Status::Ok();
       // Entries we have not applied were pruned: replay cannot be trusted.
       DS_ASSIGN_OR_RETURN(Stmt oldest,
                           c.Prepare("SELECT coalesce(min(seq), 0) FROM memory_changes"));
       DS_RETURN_IF_ERROR(oldest.Step().status());
-      if (oldest.Int(0) > applied_seq_ + 1) {
+      if (oldest.Int(0) > from + 1) {
         gap = true;
         return Status::Ok();
       }
@@ -753,48 +802,61 @@ Status MemoryService::SyncIndex() {
           Stmt log,
           c.Prepare(
               "SELECT seq, memory_id FROM memory_changes WHERE seq > ? ORDER BY seq LIMIT 5000"));
-      log.Bind(1, applied_seq_);
-      std::vector<int64_t> ids;
-      std::unordered_set<int64_t> seen;
+      log.Bind(1, from);
+      std::unordered_map<int64_t, size_t> index_of;
       for (;;) {
         DS_ASSIGN_OR_RETURN(bool row, log.Step());
         if (!row) break;
         last = log.Int(0);
-        if (seen.insert(log.Int(1)).second) ids.push_back(log.Int(1));
+        auto [it, fresh] = index_of.try_emplace(log.Int(1), changes.size());
+        if (fresh) changes.emplace_back().id = log.Int(1);
+        Change& ch = changes[it->second];
+        ch.for_vectors = ch.for_vectors || last > applied_seq_;
+        ch.for_keywords = ch.for_keywords || (keywords && last > keyword_seq_);
       }
-      // Apply each memory's state as of this snapshot (not the logged op):
-      // replay is idempotent and order-free.
       DS_ASSIGN_OR_RETURN(
           Stmt cur,
-          c.Prepare(
-              "SELECT m.project_id, m.content_type, m.archived, m.superseded_by IS NOT NULL, v.vec"
-              " FROM semantic_memory m LEFT JOIN memory_vectors v ON v.memory_id = m.id"
-              "   AND v.model = ? AND v.dim = ? WHERE m.id = ?"));
-      for (int64_t id : ids) {
-        Change ch{id, std::nullopt, std::nullopt, false, false, {}};
-        cur.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim())).Bind(3, id);
+          c.Prepare("SELECT m.project_id, m.content_type, m.archived, m.superseded_by IS NOT NULL,"
+                    " v.vec, m.content, m.keywords FROM semantic_memory m LEFT JOIN memory_vectors"
+                    " v ON v.memory_id = m.id AND v.model = ? AND v.dim = ? WHERE m.id = ?"));
+      for (Change& ch : changes) {
+        cur.Bind(1, embedder_.model()).Bind(2, static_cast<int64_t>(embedder_.dim()));
+        cur.Bind(3, ch.id);
         DS_ASSIGN_OR_RETURN(bool row, cur.Step());
         if (row) {
           ch.project_id = cur.Text(0);
           ch.content_type = cur.Text(1);
           ch.archived = cur.Int(2) != 0;
           ch.superseded = cur.Int(3) != 0;
-          ch.vec = std::string(cur.Blob(4));
+          if (ch.for_vectors) ch.vec = std::string(cur.Blob(4));
+          if (ch.for_keywords) {
+            ch.content = cur.Text(5);
+            ch.keywords = cur.Text(6);
+          }
         }
         cur.Reset();
-        changes.push_back(std::move(ch));
       }
       return Status::Ok();
     }));
     if (gap) {
       // Fell behind a pruned log (e.g. a process idle for a long time):
-      // rebuild the index from the tables, which are always current.
+      // rebuild the indexes from the tables, which are always current.
       lock.unlock();
       index_.Clear();
-      return LoadIndex();
+      return LoadIndex(indexes_);
     }
-    if (changes.empty() && last == applied_seq_) return Status::Ok();
+    if (changes.empty() && last == from) return Status::Ok();
     for (const auto& ch : changes) {
+      if (ch.for_keywords) {
+        if (ch.project_id) {
+          DS_RETURN_IF_ERROR(
+              keywords_->Upsert(*ch.project_id, ch.id, ch.content, ch.keywords,
+                                MetaFor(*ch.content_type, ch.archived, ch.superseded)));
+        } else {
+          keywords_->Remove(ch.id);
+        }
+      }
+      if (!ch.for_vectors) continue;
       if (!ch.project_id) {  // deleted
         index_.RemoveAnywhere(ch.id);
         std::lock_guard<std::mutex> lock(missing_mu_);
@@ -812,7 +874,8 @@ Status MemoryService::SyncIndex() {
       index_.Upsert(*ch.project_id, ch.id, v.data(),
                     MetaFor(*ch.content_type, ch.archived, ch.superseded));
     }
-    applied_seq_ = last;
+    applied_seq_ = std::max(applied_seq_, last);
+    if (keywords) keyword_seq_ = std::max(keyword_seq_, last);
   }
 }
 
@@ -1307,8 +1370,31 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
 
   DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
     FilterSql fs = BuildFilter(f, *project_id);
+    // Filters the in-memory indexes cannot apply themselves (the partition,
+    // content types and liveness they can): the ids passing them.
+    std::unordered_set<int64_t> allowed;
+    std::function<bool(int64_t)> accept;
+    if (NeedsIdFilter(f) && (use_vector || (use_keyword && keywords_))) {
+      DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT m.id FROM semantic_memory m WHERE" + fs.where));
+      int i = 1;
+      for (const auto& a : fs.args) s.Bind(i++, a);
+      for (;;) {
+        DS_ASSIGN_OR_RETURN(bool row, s.Step());
+        if (!row) break;
+        allowed.insert(s.Int(0));
+      }
+      accept = [&allowed](int64_t id) { return allowed.count(id) > 0; };
+    }
     auto tk = std::chrono::steady_clock::now();
-    if (use_keyword) {
+    if (use_keyword && keywords_) {
+      DS_ASSIGN_OR_RETURN(auto hits,
+                          keywords_->Search(*project_id, q.query, fetch, TypeMask(f.content_types),
+                                            f.include_archived, accept));
+      for (const auto& h : hits) {
+        keyword_ids.push_back(h.memory_id);
+        bm25[h.memory_id] = h.bm25;
+      }
+    } else if (use_keyword) {
       std::vector<std::string> terms = QueryTerms(q.query);
       DS_ASSIGN_OR_RETURN(std::vector<int64_t> df, TermFrequencies(c, terms));
       KeywordQuery kq = SelectTerms(terms, df);
@@ -1378,21 +1464,6 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
     result.keyword_ms = use_keyword ? ms_since(tk) : 0;
     auto tv = std::chrono::steady_clock::now();
     if (use_vector) {
-      std::unordered_set<int64_t> allowed;
-      bool restrict_ids = NeedsIdFilter(f);
-      if (restrict_ids) {
-        DS_ASSIGN_OR_RETURN(Stmt s,
-                            c.Prepare("SELECT m.id FROM semantic_memory m WHERE" + fs.where));
-        int i = 1;
-        for (const auto& a : fs.args) s.Bind(i++, a);
-        for (;;) {
-          DS_ASSIGN_OR_RETURN(bool row, s.Step());
-          if (!row) break;
-          allowed.insert(s.Int(0));
-        }
-      }
-      std::function<bool(int64_t)> accept;
-      if (restrict_ids) accept = [&allowed](int64_t id) { return allowed.count(id) > 0; };
       auto hits = qindex->Search(*project_id, qvec.data(), fetch, TypeMask(f.content_types),
                                  f.include_archived, accept);
       double floor = q.min_similarity.value_or(qembedder->NoiseFloor());

@@ -25,6 +25,7 @@
 
 #include "core/status.h"
 #include "memory/embedder.h"
+#include "memory/keyword_index.h"
 #include "memory/model.h"
 #include "memory/vector_index.h"
 #include "store/database.h"
@@ -39,19 +40,25 @@ class MemoryService {
   // Writes access counts still pending (FlushAccessCounts).
   ~MemoryService();
 
+  enum class Indexes {
+    kVectors,             // the vector index; keyword search queries FTS5
+    kVectorsAndKeywords,  // also the KeywordIndex (worth its build for a server)
+  };
   // Loads this model's vectors into the index; call once before serving.
   // Partitions large enough for HNSW load their graph from the sidecar when
   // one matches (then only newer changes are replayed); others are served
-  // flat while their graph builds in the background.
-  Status LoadIndex();
+  // flat while their graph builds in the background. The keyword index, when
+  // asked for, is built from the text on a second thread meanwhile.
+  Status LoadIndex(Indexes indexes = Indexes::kVectors);
   // Writes every HNSW partition's graph with the change-log position it
   // covers, after pending background builds finish (call on shutdown).
   // With `build_wait`, builds still running after it are abandoned instead
   // (those partitions get no sidecar and build again on the next start).
   Status SaveSidecars(std::optional<std::chrono::milliseconds> build_wait = std::nullopt);
-  // Replays memory_changes newer than what the index reflects, so writes by
+  // Replays memory_changes newer than what the indexes reflect, so writes by
   // other processes on the same database show up. Search calls it first;
-  // cheap when nothing changed (one indexed max() query).
+  // cheap when nothing changed (one indexed max() query). The keyword index
+  // learns of this process's own writes this way too (it re-reads the text).
   Status SyncIndex();
 
   Result<StoreResult> Store(const MemoryInput& input);
@@ -112,6 +119,8 @@ class MemoryService {
   }
 
   const Embedder& embedder() const { return embedder_; }
+  // Null unless loaded (Indexes::kVectorsAndKeywords).
+  const KeywordIndex* keyword_index() const { return keywords_.get(); }
   Database& database() { return db_; }
 
  private:
@@ -125,6 +134,8 @@ class MemoryService {
   Result<std::pair<int64_t, int64_t>> WriteLogged(const std::function<Status(Connection&)>& fn);
 
   std::string SidecarPath(const std::string& partition) const;
+  // Fills keywords_ from the tables; *head: the change-log position it reflects.
+  Status LoadKeywordIndex(int64_t* head);
   // How many top keyword matches stage 1 ranks before the filters, for a
   // search that wants `fetch` hits in `project_id`.
   size_t KeywordSlice(size_t fetch, const std::string& project_id) const;
@@ -138,8 +149,11 @@ class MemoryService {
   Embedder& embedder_;
   VectorIndex index_;
   std::string sidecar_dir_;
+  Indexes indexes_ = Indexes::kVectors;
+  std::unique_ptr<KeywordIndex> keywords_;  // set by LoadIndex when asked for
   std::mutex sync_mu_;
   int64_t applied_seq_ = 0;  // the memory_changes position the index reflects
+  int64_t keyword_seq_ = 0;  // ... and the keyword index
   int64_t generation_ = 0;   // the restore generation the index was loaded from
 
   // Memories per partition without a current-model vector. While a partition

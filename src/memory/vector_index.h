@@ -22,13 +22,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "core/rw_mutex.h"
 #include "core/status.h"
 #include "memory/hnsw_graph.h"
 
@@ -128,7 +128,7 @@ class VectorIndex {
 
   int dim_;
   VectorIndexOptions opts_;
-  mutable std::shared_mutex mu_;
+  mutable RwMutex mu_;
   std::unordered_map<std::string, Partition> partitions_;
   bool bulk_loading_ = false;  // guarded by mu_
   uint64_t next_epoch_ = 1;    // guarded by mu_

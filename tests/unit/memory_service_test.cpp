@@ -72,13 +72,15 @@ std::vector<int64_t> ListIds(const MemoryService::Page& p) {
   return out;
 }
 
-class MemoryServiceTest : public ::testing::Test {
+// Every test runs twice: keyword search from FTS5 (one-shot commands) and
+// from the in-memory KeywordIndex (servers); they must behave the same.
+class MemoryServiceTest : public ::testing::TestWithParam<MemoryService::Indexes> {
  protected:
   void SetUp() override {
     db_ = ds::testing::NewMigratedDb(&path_);
     ASSERT_TRUE(db_);
     svc_ = std::make_unique<MemoryService>(*db_, embedder_);
-    ASSERT_TRUE(svc_->LoadIndex().ok());
+    ASSERT_TRUE(svc_->LoadIndex(GetParam()).ok());
   }
 
   Memory Put(const MemoryInput& in) { return PutWith(*svc_, in); }
@@ -157,7 +159,7 @@ class MemoryServiceTest : public ::testing::Test {
   std::unique_ptr<MemoryService> svc_;
 };
 
-TEST_F(MemoryServiceTest, StoreThenGet) {
+TEST_P(MemoryServiceTest, StoreThenGet) {
   MemoryInput in = In("Use BEGIN IMMEDIATE for every write transaction", "decision");
   in.content_format = "markdown";
   in.keywords = {"sqlite", "locking"};
@@ -213,7 +215,7 @@ TEST_F(MemoryServiceTest, StoreThenGet) {
   EXPECT_TRUE(Contains(HitIds(Find("locking", SearchMode::kKeyword)), m.id));
 }
 
-TEST_F(MemoryServiceTest, SecretsAreRedactedBeforeStoring) {
+TEST_P(MemoryServiceTest, SecretsAreRedactedBeforeStoring) {
   auto r = svc_->Store(In("deploy with password=hunter2hunter2 and AKIAIOSFODNN7EXAMPLE"));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->redactions, 2);
@@ -223,7 +225,7 @@ TEST_F(MemoryServiceTest, SecretsAreRedactedBeforeStoring) {
   EXPECT_EQ(FtsHits("deploy"), 1);
 }
 
-TEST_F(MemoryServiceTest, DedupSameProjectNewMemoryInOtherProject) {
+TEST_P(MemoryServiceTest, DedupSameProjectNewMemoryInOtherProject) {
   Memory a = Put(In("The reaper runs every 30 seconds"));
   auto again = svc_->Store(In("The reaper runs every 30 seconds"));
   ASSERT_TRUE(again.ok());
@@ -249,7 +251,7 @@ TEST_F(MemoryServiceTest, DedupSameProjectNewMemoryInOtherProject) {
   EXPECT_NE(Put(In("The reaper runs every 60 seconds")).id, a.id);
 }
 
-TEST_F(MemoryServiceTest, NewerFileSnapshotSupersedesOlder) {
+TEST_P(MemoryServiceTest, NewerFileSnapshotSupersedesOlder) {
   auto snap = [](const std::string& content, const std::string& file = "src/lexer.cpp",
                  const std::string& type = "code") {
     MemoryInput in = In(content, type);
@@ -302,7 +304,7 @@ TEST_F(MemoryServiceTest, NewerFileSnapshotSupersedesOlder) {
   EXPECT_EQ(svc_->Get(v2.id)->superseded_by, r3->memory.id);
 }
 
-TEST_F(MemoryServiceTest, SnapshotsOfOneFileInOneBatch) {
+TEST_P(MemoryServiceTest, SnapshotsOfOneFileInOneBatch) {
   auto snap = [](const std::string& content) {
     MemoryInput in = In(content, "code");
     in.file_path = "src/batch.cpp";
@@ -321,7 +323,7 @@ TEST_F(MemoryServiceTest, SnapshotsOfOneFileInOneBatch) {
   }
 }
 
-TEST_F(MemoryServiceTest, RestoringAnOlderFileSnapshotMakesItCurrent) {
+TEST_P(MemoryServiceTest, RestoringAnOlderFileSnapshotMakesItCurrent) {
   auto snap = [](const std::string& content) {
     MemoryInput in = In(content, "code");
     in.file_path = "src/config.cpp";
@@ -341,7 +343,7 @@ TEST_F(MemoryServiceTest, RestoringAnOlderFileSnapshotMakesItCurrent) {
       << "the stale snapshot is still current";
 }
 
-TEST_F(MemoryServiceTest, DeletingTheNewestSnapshotRevivesTheOlder) {
+TEST_P(MemoryServiceTest, DeletingTheNewestSnapshotRevivesTheOlder) {
   auto snap = [](const std::string& content) {
     MemoryInput in = In(content, "code");
     in.file_path = "src/a.cpp";
@@ -361,7 +363,7 @@ TEST_F(MemoryServiceTest, DeletingTheNewestSnapshotRevivesTheOlder) {
   ExpectFtsIntact();
 }
 
-TEST_F(MemoryServiceTest, ForgetExcludesFromSearchAndStoringAgainRevives) {
+TEST_P(MemoryServiceTest, ForgetExcludesFromSearchAndStoringAgainRevives) {
   Memory keep = Put(In("lease heartbeat keeps the claim alive"));
   Memory gone = Put(In("lease expiry returns the task to pending"));
   auto f = svc_->Forget(gone.id);
@@ -390,7 +392,7 @@ TEST_F(MemoryServiceTest, ForgetExcludesFromSearchAndStoringAgainRevives) {
   EXPECT_TRUE(Contains(HitIds(Find("lease expiry pending", SearchMode::kKeyword)), gone.id));
 }
 
-TEST_F(MemoryServiceTest, DeleteRemovesRowFtsAndVector) {
+TEST_P(MemoryServiceTest, DeleteRemovesRowFtsAndVector) {
   Memory keep = Put(In("zanzibar keeps its row"));
   Memory del = Put(In("quetzalcoatl is deleted"));
   ASSERT_EQ(FtsHits("quetzalcoatl"), 1);
@@ -411,7 +413,7 @@ TEST_F(MemoryServiceTest, DeleteRemovesRowFtsAndVector) {
   ExpectFtsIntact();
 }
 
-TEST_F(MemoryServiceTest, UpdateContentMovesFtsAndVector) {
+TEST_P(MemoryServiceTest, UpdateContentMovesFtsAndVector) {
   Memory m = Put(In("original wording about xylophones"));
   Memory other = Put(In("an unrelated note about databases"));
   MemoryPatch p;
@@ -471,7 +473,7 @@ TEST_F(MemoryServiceTest, UpdateContentMovesFtsAndVector) {
   ExpectFtsIntact();
 }
 
-TEST_F(MemoryServiceTest, BatchIsAllOrNothing) {
+TEST_P(MemoryServiceTest, BatchIsAllOrNothing) {
   MemoryInput bad = In("third item points at a plan that does not exist");
   bad.plan_id = NewId("pln");
   std::vector<MemoryInput> batch = {In("first batch item"), In("second batch item"), bad};
@@ -505,7 +507,7 @@ TEST_F(MemoryServiceTest, BatchIsAllOrNothing) {
 // Keyword search scores only the rows its rarest terms match (a posting
 // budget), yet still finds what the rare term names; a term alone matching
 // more than the budget is scored over its newest matches.
-TEST_F(MemoryServiceTest, KeywordSearchPrunesCommonTermsAndStillFindsRareOnes) {
+TEST_P(MemoryServiceTest, KeywordSearchPrunesCommonTermsAndStillFindsRareOnes) {
   std::vector<MemoryInput> batch;
   for (int i = 0; i < 4600; ++i) {
     batch.push_back(In("gateway timeout while calling upstream number " + std::to_string(i)));
@@ -533,7 +535,7 @@ TEST_F(MemoryServiceTest, KeywordSearchPrunesCommonTermsAndStillFindsRareOnes) {
   for (const auto& h : common.hits) EXPECT_GT(h.memory.id, 600) << "scored an old match";
 }
 
-TEST_F(MemoryServiceTest, KeywordMatchesOfASmallProjectOutrankedByAnotherAreFound) {
+TEST_P(MemoryServiceTest, KeywordMatchesOfASmallProjectOutrankedByAnotherAreFound) {
   // The big project's short memories outrank the small one's long memories
   // on bm25, so the top keyword matches are all the big project's: the
   // small project's hits must still come back (the exact second stage).
@@ -563,7 +565,7 @@ TEST_F(MemoryServiceTest, KeywordMatchesOfASmallProjectOutrankedByAnotherAreFoun
   for (int64_t id : ids) EXPECT_EQ(small.count(id), 0u);
 }
 
-TEST_F(MemoryServiceTest, SearchModesReportTheirSides) {
+TEST_P(MemoryServiceTest, SearchModesReportTheirSides) {
   Memory auth = Put(In("authenticate users with signed session cookies"));
   Memory cache = Put(In("cache invalidation uses a write-through policy"));
   Memory both = Put(In("authentication middleware checks the session"));
@@ -641,7 +643,7 @@ TEST_F(MemoryServiceTest, SearchModesReportTheirSides) {
   EXPECT_TRUE(svc_->Get(both.id)->last_accessed_at.has_value());
 }
 
-TEST_F(MemoryServiceTest, FiltersApplyToBothSides) {
+TEST_P(MemoryServiceTest, FiltersApplyToBothSides) {
   tasks::TaskService tasks(*db_);
   tasks::PlanInput pi;
   pi.title = "Plan";
@@ -721,7 +723,7 @@ TEST_F(MemoryServiceTest, FiltersApplyToBothSides) {
   EXPECT_EQ(svc_->Search(q).status().code(), StatusCode::kNotFound);
 }
 
-TEST_F(MemoryServiceTest, ListPaginatesNewestFirst) {
+TEST_P(MemoryServiceTest, ListPaginatesNewestFirst) {
   std::vector<int64_t> ids;
   for (int i = 0; i < 5; ++i) ids.push_back(Put(In("note number " + std::to_string(i))).id);
   std::vector<int64_t> seen;
@@ -752,10 +754,10 @@ TEST_F(MemoryServiceTest, ListPaginatesNewestFirst) {
   EXPECT_TRUE(FindWith(fresh, "anything", SearchMode::kHybrid).hits.empty());
 }
 
-TEST_F(MemoryServiceTest, DegradedSearchWhenTheEmbedderFails) {
+TEST_P(MemoryServiceTest, DegradedSearchWhenTheEmbedderFails) {
   FailingEmbedder failing;
   MemoryService svc(*db_, failing);
-  ASSERT_TRUE(svc.LoadIndex().ok());
+  ASSERT_TRUE(svc.LoadIndex(GetParam()).ok());
   // Stored with a failing embedder: the memory is kept, without a vector.
   auto r = svc.Store(In("graceful degradation keeps keyword search working"));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -797,10 +799,10 @@ TEST_F(MemoryServiceTest, DegradedSearchWhenTheEmbedderFails) {
   EXPECT_FALSE(svc.Reembed().ok());
 }
 
-TEST_F(MemoryServiceTest, StoreWithFailingEmbedderThenReembed) {
+TEST_P(MemoryServiceTest, StoreWithFailingEmbedderThenReembed) {
   SwitchableEmbedder emb;
   MemoryService svc(*db_, emb);
-  ASSERT_TRUE(svc.LoadIndex().ok());
+  ASSERT_TRUE(svc.LoadIndex(GetParam()).ok());
   emb.down = true;
   Memory a = PutWith(svc, In("offline note about the parser"));
   MemoryInput with_kw = In("offline note about the lexer");
@@ -831,7 +833,7 @@ TEST_F(MemoryServiceTest, StoreWithFailingEmbedderThenReembed) {
   EXPECT_EQ(*svc.Reembed(), 0) << "nothing left to embed";
 }
 
-TEST_F(MemoryServiceTest, LoadIndexRestoresVectorsAndLiveness) {
+TEST_P(MemoryServiceTest, LoadIndexRestoresVectorsAndLiveness) {
   Memory a = Put(In("persistent vector for the scheduler"));
   MemoryInput s1 = In("scheduler snapshot one", "code");
   s1.file_path = "sched.cpp";
@@ -844,7 +846,7 @@ TEST_F(MemoryServiceTest, LoadIndexRestoresVectorsAndLiveness) {
 
   // A second service over the same file (a restart) loads the same index.
   MemoryService restarted(*db_, embedder_);
-  ASSERT_TRUE(restarted.LoadIndex().ok());
+  ASSERT_TRUE(restarted.LoadIndex(GetParam()).ok());
   EXPECT_EQ(restarted.Stats(std::nullopt)->indexed, 4);
   auto ids = HitIds(FindWith(restarted, "scheduler", SearchMode::kVector));
   EXPECT_TRUE(Contains(ids, a.id));
@@ -856,7 +858,7 @@ TEST_F(MemoryServiceTest, LoadIndexRestoresVectorsAndLiveness) {
   // partition the previous model's ranking answers — one model per ranking.
   HashEmbedder small(64);
   MemoryService other_model(*db_, small);
-  ASSERT_TRUE(other_model.LoadIndex().ok());
+  ASSERT_TRUE(other_model.LoadIndex(GetParam()).ok());
   EXPECT_EQ(other_model.Stats(std::nullopt)->indexed, 0);
   auto during = FindWith(other_model, "scheduler", SearchMode::kVector);
   EXPECT_EQ(during.vector_model, embedder_.model());
@@ -865,7 +867,7 @@ TEST_F(MemoryServiceTest, LoadIndexRestoresVectorsAndLiveness) {
   EXPECT_EQ(after.vector_model, small.model());
 }
 
-TEST_F(MemoryServiceTest, ContextUsesSearchAndBudget) {
+TEST_P(MemoryServiceTest, ContextUsesSearchAndBudget) {
   for (int i = 0; i < 10; ++i) {
     Put(In("retry policy note " + std::to_string(i) + ": " + std::string(400, 'r')));
   }
@@ -885,7 +887,7 @@ TEST_F(MemoryServiceTest, ContextUsesSearchAndBudget) {
   }
 }
 
-TEST_F(MemoryServiceTest, VectorMatchesBelowTheNoiseFloorAreDropped) {
+TEST_P(MemoryServiceTest, VectorMatchesBelowTheNoiseFloorAreDropped) {
   Memory exact = Put(In("lease reaper returns expired claims to pending"));
   Memory related = Put(In("the reaper expires leases"));
   Memory unrelated = Put(In("quarterly revenue spreadsheet totals"));
@@ -911,12 +913,12 @@ TEST_F(MemoryServiceTest, VectorMatchesBelowTheNoiseFloorAreDropped) {
 
 // Two services on two connections to one file stand in for two processes:
 // each one's index follows the other's writes through memory_changes.
-TEST_F(MemoryServiceTest, WritesByAnotherProcessShowUpInSearch) {
+TEST_P(MemoryServiceTest, WritesByAnotherProcessShowUpInSearch) {
   auto db_b = Database::Open(path_, {});
   ASSERT_TRUE(db_b.ok()) << db_b.status().ToString();
   HashEmbedder emb_b;
   MemoryService b(**db_b, emb_b);
-  ASSERT_TRUE(b.LoadIndex().ok());
+  ASSERT_TRUE(b.LoadIndex(GetParam()).ok());
 
   // Insert in A, vector search in B.
   Memory m = Put(In("cross process note about flamingos"));
@@ -971,7 +973,7 @@ TEST_F(MemoryServiceTest, WritesByAnotherProcessShowUpInSearch) {
   EXPECT_EQ(svc_->Stats(std::nullopt)->indexed, b.Stats(std::nullopt)->indexed);
 }
 
-TEST_F(MemoryServiceTest, ReembedInAnotherProcessReachesThisIndex) {
+TEST_P(MemoryServiceTest, ReembedInAnotherProcessReachesThisIndex) {
   SwitchableEmbedder down;
   down.down = true;
   MemoryService writer(*db_, down);
@@ -982,11 +984,19 @@ TEST_F(MemoryServiceTest, ReembedInAnotherProcessReachesThisIndex) {
   ASSERT_TRUE(db_b.ok());
   HashEmbedder emb_b;
   MemoryService b(**db_b, emb_b);
-  ASSERT_TRUE(b.LoadIndex().ok());
+  ASSERT_TRUE(b.LoadIndex(GetParam()).ok());
   ASSERT_EQ(*b.Reembed(), 1);
   EXPECT_EQ(HitIds(Find("embedded later by someone else: ospreys", SearchMode::kVector)),
             (std::vector<int64_t>{m.id}));
 }
+
+INSTANTIATE_TEST_SUITE_P(KeywordSources, MemoryServiceTest,
+                         ::testing::Values(MemoryService::Indexes::kVectors,
+                                           MemoryService::Indexes::kVectorsAndKeywords),
+                         [](const ::testing::TestParamInfo<MemoryService::Indexes>& info) {
+                           return info.param == MemoryService::Indexes::kVectors ? "Fts5"
+                                                                                 : "KeywordIndex";
+                         });
 
 }  // namespace
 }  // namespace ds::memory
