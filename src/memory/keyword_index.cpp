@@ -14,16 +14,6 @@ namespace {
 constexpr double kK1 = 1.2;
 constexpr double kB = 0.75;
 
-// The distinct tokens of `text` with their counts, sorted; adds the number of
-// tokens to *length.
-Status CountTokens(const FtsTokenizer& tokenizer, std::string_view text,
-                   std::vector<std::string>* tokens, uint32_t* length) {
-  return tokenizer.Tokenize(text, FtsTokenizer::Mode::kDocument, [&](std::string_view token) {
-    tokens->emplace_back(token);
-    ++*length;
-  });
-}
-
 }  // namespace
 
 KeywordIndex::KeywordIndex(std::unique_ptr<FtsTokenizer> tokenizer, KeywordIndexOptions opts)
@@ -31,17 +21,29 @@ KeywordIndex::KeywordIndex(std::unique_ptr<FtsTokenizer> tokenizer, KeywordIndex
 
 Status KeywordIndex::Upsert(const std::string& partition, int64_t memory_id,
                             std::string_view content, std::string_view keywords, VectorMeta meta) {
-  std::vector<std::string> tokens;
-  uint32_t length = 0;
-  DS_RETURN_IF_ERROR(CountTokens(*tokenizer_, content, &tokens, &length));
-  DS_RETURN_IF_ERROR(CountTokens(*tokenizer_, keywords, &tokens, &length));
-  std::sort(tokens.begin(), tokens.end());
-
+  // Tokenized under the lock, straight into term ids: a document takes a few
+  // microseconds, and copying and sorting its tokens as strings first cost
+  // more than the rest of indexing it.
   std::unique_lock<RwMutex> lock(mu_);
+  std::vector<uint32_t> terms;
+  uint32_t length = 0;
+  auto add = [&](std::string_view token) {
+    auto it = term_ids_.find(token);
+    if (it == term_ids_.end()) {
+      it = term_ids_.emplace(std::string(token), static_cast<uint32_t>(df_.size())).first;
+      df_.push_back(0);
+    }
+    terms.push_back(it->second);
+    ++length;
+  };
+  DS_RETURN_IF_ERROR(tokenizer_->Tokenize(content, FtsTokenizer::Mode::kDocument, add));
+  DS_RETURN_IF_ERROR(tokenizer_->Tokenize(keywords, FtsTokenizer::Mode::kDocument, add));
+  std::sort(terms.begin(), terms.end());
+
   RemoveLocked(memory_id);
-  auto& slot_owner = partitions_[partition];
-  if (!slot_owner) slot_owner = std::make_unique<Partition>();
-  Partition& p = *slot_owner;
+  auto& owner = partitions_[partition];
+  if (!owner) owner = std::make_unique<Partition>();
+  Partition& p = *owner;
   if (p.docs.size() >= std::numeric_limits<uint32_t>::max()) {
     return Status::TooLarge("keyword index partition is full");
   }
@@ -50,18 +52,17 @@ Status KeywordIndex::Upsert(const std::string& partition, int64_t memory_id,
   doc.id = memory_id;
   doc.length = length;
   doc.meta = meta;
-  for (size_t i = 0; i < tokens.size();) {
+  size_t distinct = 0;
+  for (size_t i = 0; i < terms.size(); ++i) distinct += i == 0 || terms[i] != terms[i - 1];
+  doc.terms.reserve(distinct);
+  for (size_t i = 0; i < terms.size();) {
     size_t j = i;
-    while (j < tokens.size() && tokens[j] == tokens[i]) ++j;
-    auto [it, fresh] = term_ids_.try_emplace(tokens[i], static_cast<uint32_t>(df_.size()));
-    if (fresh) df_.push_back(0);
-    const uint32_t term = it->second;
-    ++df_[term];
-    p.postings[term].push_back({slot, static_cast<uint32_t>(j - i)});
-    doc.terms.push_back(term);
+    while (j < terms.size() && terms[j] == terms[i]) ++j;
+    ++df_[terms[i]];
+    p.postings[terms[i]].push_back({slot, static_cast<uint32_t>(j - i)});
+    doc.terms.push_back(terms[i]);
     i = j;
   }
-  doc.terms.shrink_to_fit();
   where_[memory_id] = Location{&p, slot};
   ++rows_;
   total_length_ += length;

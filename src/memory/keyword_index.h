@@ -16,7 +16,7 @@
 // quarter of a partition's slots are dead. Term ids are global (the
 // document frequency is over all partitions, as FTS5's is).
 // Thread-safety: all methods may be called concurrently; searches share a
-// reader lock, mutations take it exclusively (tokenizing happens before).
+// reader lock, mutations take it exclusively.
 #pragma once
 
 #include <cstdint>

@@ -1368,7 +1368,9 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
   std::unordered_map<int64_t, double> similarity;
   std::unordered_map<int64_t, Memory> rows;
 
-  DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+  // Both reads unmapped: a search touches scattered rows, which mapped would
+  // stay resident once per reader connection (Database::ReadUnmapped).
+  DS_RETURN_IF_ERROR(db_.ReadUnmapped([&](Connection& c) -> Status {
     FilterSql fs = BuildFilter(f, *project_id);
     // Filters the in-memory indexes cannot apply themselves (the partition,
     // content types and liveness they can): the ids passing them.
@@ -1495,7 +1497,7 @@ Result<SearchResult> MemoryService::Search(const SearchQuery& q) {
     std::string ids = "[";
     for (size_t i = 0; i < fused.size(); ++i) ids += (i ? "," : "") + std::to_string(fused[i].id);
     ids += "]";
-    DS_RETURN_IF_ERROR(db_.Read([&](Connection& c) -> Status {
+    DS_RETURN_IF_ERROR(db_.ReadUnmapped([&](Connection& c) -> Status {
       DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(std::string("SELECT ") + kMemoryCols +
                                             " FROM semantic_memory m WHERE m.id IN"
                                             " (SELECT value FROM json_each(?))"));

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -11,7 +12,11 @@ namespace ds {
 namespace {
 // mmap lets readers use the OS page cache directly instead of pread copies
 // into SQLite's small default cache (measured: a quarter of search time).
-constexpr const char* kMmapPragma = "PRAGMA mmap_size=1073741824;";
+constexpr const char* kMappedPragmas = "PRAGMA mmap_size=1073741824; PRAGMA cache_size=-16384;";
+// Unmapped, pages are copied into the connection's cache: keep it small, as
+// it is heap that every such reader holds (the one writer keeps 16 MiB).
+constexpr const char* kUnmappedPragmas = "PRAGMA mmap_size=0; PRAGMA cache_size=-2048;";
+constexpr const char* kUnmappedWriterPragmas = "PRAGMA mmap_size=0; PRAGMA cache_size=-16384;";
 }  // namespace
 
 // ---- Stmt ----
@@ -116,7 +121,10 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, co
   sqlite3_busy_timeout(db, opts.busy_timeout_ms);
   sqlite3_extended_result_codes(db, 1);
   std::string pragmas = "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; " +
-                        std::string(kMmapPragma) + " PRAGMA cache_size=-16384;";
+                        std::string(opts.mapped      ? kMappedPragmas
+                                    : opts.read_only ? kUnmappedPragmas
+                                                     : kUnmappedWriterPragmas);
+  conn->mapped_ = opts.mapped;
   if (!opts.read_only) {
     pragmas += "PRAGMA journal_mode=WAL;";
     pragmas += opts.synchronous_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;";
@@ -161,6 +169,15 @@ void Connection::Release(sqlite3_stmt* stmt) {
       return;
     }
   }
+}
+
+Status Connection::SetMapped(bool mapped) {
+  if (mapped == mapped_) return Status::Ok();
+  // Setting mmap_size unmaps the current mapping at once; a new mapping
+  // starts empty and grows only with the pages read later.
+  DS_RETURN_IF_ERROR(Exec(mapped ? kMappedPragmas : kUnmappedPragmas));
+  mapped_ = mapped;
+  return Status::Ok();
 }
 
 Status Connection::Exec(std::string_view sql) {
@@ -224,6 +241,10 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path, const 
   Connection::Options copts;
   copts.busy_timeout_ms = opts.busy_timeout_ms;
   copts.synchronous_full = opts.synchronous_full;
+  // The writer reads every row it updates, and some writes land on scattered
+  // rows (a search's access counts): mapped, each such page would stay
+  // resident; unmapped, its footprint is its cache.
+  copts.mapped = false;
   auto writer = Connection::Open(path, copts);
   if (!writer.ok()) return writer.status();
   db->writer_ = std::move(writer).value();
@@ -283,8 +304,12 @@ Status Database::ReadWith(bool unmapped, const std::function<Status(Connection&)
     pool_cv_.wait(lock,
                   [&] { return !idle_readers_.empty() || readers_open_ < opts_.reader_pool_size; });
     if (!idle_readers_.empty()) {
-      conn = std::move(idle_readers_.back());
-      idle_readers_.pop_back();
+      // The newest idle reader in the wanted mode, else the newest of any.
+      auto it = std::find_if(idle_readers_.rbegin(), idle_readers_.rend(),
+                             [&](const auto& c) { return c->mapped() != unmapped; });
+      auto pick = it == idle_readers_.rend() ? idle_readers_.end() - 1 : std::next(it).base();
+      conn = std::move(*pick);
+      idle_readers_.erase(pick);
     } else {
       ++readers_open_;
     }
@@ -302,15 +327,12 @@ Status Database::ReadWith(bool unmapped, const std::function<Status(Connection&)
     }
     conn = std::move(opened).value();
   }
-  // Setting mmap_size unmaps the connection's current mapping at once; the
-  // restored mapping starts empty and grows only with the pages read later.
-  Status st = unmapped ? conn->Exec("PRAGMA mmap_size=0") : Status::Ok();
+  Status st = conn->SetMapped(!unmapped);
   if (st.ok()) st = BeginWithRetry(*conn, "BEGIN");
   if (st.ok()) {
     st = fn(*conn);
     RunCached(*conn, "COMMIT").ok();
   }
-  if (unmapped) conn->Exec(kMmapPragma).ok();
   {
     std::lock_guard<std::mutex> lock(pool_mu_);
     idle_readers_.push_back(std::move(conn));

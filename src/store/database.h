@@ -84,6 +84,7 @@ class Connection {
     int busy_timeout_ms = 5000;
     bool synchronous_full = false;
     bool read_only = false;
+    bool mapped = true;  // see mapped()
   };
   static Result<std::unique_ptr<Connection>> Open(const std::string& path, const Options& opts);
   ~Connection();
@@ -97,6 +98,12 @@ class Connection {
   int64_t LastInsertRowid() const;
   int Changes() const;
   sqlite3* raw() { return db_; }
+  // Whether reads go through a memory mapping of the file (the default; no
+  // copies, but every page a connection touches stays in its own mapping and
+  // counts as resident once per connection) or through pread into a small
+  // page cache. Switching unmaps at once. See Database::ReadUnmapped.
+  bool mapped() const { return mapped_; }
+  Status SetMapped(bool mapped);
 
   // Maps the connection's last error to a Status.
   Status LastError(std::string_view context) const;
@@ -111,6 +118,7 @@ class Connection {
     bool in_use;
   };
   sqlite3* db_;
+  bool mapped_ = true;
   // A statement in use (a live Stmt) is not handed out twice: a nested Prepare
   // of the same SQL gets a private, uncached statement instead.
   struct SqlHash {
@@ -138,8 +146,11 @@ class Database {
   // Runs `fn` inside a read transaction on a pooled reader (a consistent snapshot).
   Status Read(const std::function<Status(Connection&)>& fn);
   // The same for a read that streams through much of the file once (loading
-  // the vector index): without memory mapping, so the pages it reads stay in
-  // the OS page cache and do not count as this process's resident memory.
+  // the indexes) or touches scattered rows (a search's hits): without memory
+  // mapping, so the pages it reads stay in the OS page cache and do not count
+  // as this process's resident memory once per connection. Readers keep
+  // their mode between reads, and each read prefers an idle reader already
+  // in the mode it wants.
   Status ReadUnmapped(const std::function<Status(Connection&)>& fn);
 
   // Writer access outside a transaction (migrations that manage their own, VACUUM...).
