@@ -13,19 +13,19 @@ measured points (marked * in the printed table); the other points test it:
     17-24 GB/s; env COST_GROWTH_BANDWIDTH_GBS overrides);
   - vector, HNSW (partitions >= hnsw_threshold = 50,000): O(log n), through
     the 100k point;
-  - keyword, FTS5 bm25: FTS5 scores every row its MATCH selects, and the
-    query keeps only its rarest terms within a posting budget of 4000 rows
-    (MemoryService kPostingBudget): the rows scored grow in proportion to n
-    until the budget caps them, then only the B-tree depth of each lookup
-    grows: min(O(n) through 10k, O(log n) through 100k);
+  - keyword, BM25 from the in-memory KeywordIndex: it scores the postings of
+    the query's rarest terms within a budget of 1500 postings in the project
+    (KeywordIndexOptions::posting_budget): the postings scored grow in
+    proportion to n until the budget caps them, then only cache misses grow:
+    min(O(n) through 10k, O(log n) through 100k);
   - search total: a constant (total - keyword - vector at the smallest n:
     embedding, fusion, row fetch, access write) + keyword + vector.
 Right: resident memory against n: anonymous memory is expected to be
 base + n x bytes-per-row (base fitted through the smallest point of each
 index kind, bytes-per-row from the data layout: flat 4 x dim + 64 B of ids,
 flags and id map; HNSW 4 x dim + ~330 B of links, label and id maps and
-per-node locks), plus the database pages SQLite's mmap has touched
-(RssFile, up to mmap_size = 1 GiB).
+per-node locks; both + ~500 B of keyword index for the bench's ~160-byte
+texts), plus the database pages SQLite's mmap has touched (RssFile).
 """
 import csv
 import math
@@ -41,6 +41,10 @@ THRESHOLD = 50000
 BANDWIDTH_GBS = float(os.environ.get("COST_GROWTH_BANDWIDTH_GBS", "20"))
 FLAT_ROW_OVERHEAD = 64    # int64 id + 8 B flags + unordered_map<int64,size_t> node
 HNSW_ROW_OVERHEAD = 330   # 132 B level-0 links + 8 B label + upper levels ~4 B + 40 B mutex
+# KeywordIndex per memory of ~160 bytes (24 distinct terms): 12 B per term
+# (posting + the document's term list), the document, its id map entry and
+# vector slack; measured 49.8 MB for 100k (the server logs keyword_index_bytes).
+KEYWORD_ROW_OVERHEAD = 500
                           # + level/linklist pointers 12 B + label map, live set, meta map ~130 B
 
 
@@ -87,10 +91,9 @@ def main():
     def exp_flat_vec(n):
         return n * dim * 4 / (BANDWIDTH_GBS * 1e9) * 1000
 
-    # Keyword: FTS5 scores every row its MATCH selects; the query keeps its
-    # rarest terms within a posting budget (4000 rows, MemoryService
-    # kPostingBudget), so the rows scored grow with n only until the budget
-    # caps them; past that only the B-tree depth of each lookup grows.
+    # Keyword: the query keeps its rarest terms within a posting budget (1500
+    # postings in the project), so the postings scored grow with n only until
+    # the budget caps them; past that only cache misses grow.
     kw = [(r["n"], r["keyword_mean_ms"]) for r in default_rows(rows)] or sorted(
         (r["n"], r["keyword_mean_ms"]) for r in rows if r["index"] == "flat")
     kw_small = kw[0]
@@ -123,7 +126,8 @@ def main():
         r0 = b if idx == "flat" else h0
         if r0 is None:
             continue
-        per_row = 4 * dim + (FLAT_ROW_OVERHEAD if idx == "flat" else HNSW_ROW_OVERHEAD)
+        per_row = 4 * dim + KEYWORD_ROW_OVERHEAD + (
+            FLAT_ROW_OVERHEAD if idx == "flat" else HNSW_ROW_OVERHEAD)
         anon_base[idx] = (r0["after_RssAnon_mib"] * 1048576 - r0["n"] * per_row, per_row, r0["n"])
 
     def exp_anon(n, idx):
@@ -155,9 +159,9 @@ def main():
     ax.plot(grid, [exp_total(n, "hnsw") for n in grid], "--", color=c_total, alpha=0.6,
             label="expected total: const + keyword + vector (default index)")
     x, y = series(rows, "flat", "keyword_mean_ms")
-    ax.plot(dn, [r["keyword_mean_ms"] for r in d], "o-", color=c_kw, label="keyword stage (FTS5 bm25)")
+    ax.plot(dn, [r["keyword_mean_ms"] for r in d], "o-", color=c_kw, label="keyword stage (BM25)")
     ax.plot(grid, [exp_kw(n) for n in grid], "--", color=c_kw, alpha=0.6,
-            label=f"expected min(O(n), O(log n)): 4000-posting budget "
+            label=f"expected min(O(n), O(log n)): 1500-posting budget "
                   f"(fitted at {', '.join(f'{int(n):,}' for n in sorted(kw_fit))})")
     x, y = series(rows, "flat", "vector_mean_ms")
     ax.plot(x, y, "o-", color=c_flat, label="vector stage, flat exact scan (threshold 2^40)")

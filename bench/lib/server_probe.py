@@ -294,7 +294,7 @@ def print_stage_split(split, prefix="  "):
     print(f"{prefix}server side (from /metrics; p50/p99 interpolated in the histogram buckets "
           f"0.5/1/2.5/5/10/25/50/100 ms):")
     names = {"http": "HTTP handler (whole request)", "total": "search total",
-             "embed": "  embed (hash)", "keyword": "  keyword (FTS5 bm25)",
+             "embed": "  embed (hash)", "keyword": "  keyword (BM25)",
              "vector": "  vector (index)", "fusion": "  fusion + row fetch + access write"}
     for st in ("http",) + STAGES:
         d = split[st]

@@ -150,7 +150,9 @@ void Metrics::Impl::Refresh() {
     for (const auto& [k, v] : values) f.Add({{label, k}}).Set(v);
     return Status::Ok();
   };
-  Status st = db.Read([&](Connection& c) -> Status {
+  // Unmapped: the counts walk every memory's index entries, and mapped those
+  // pages (and their neighbours, faulted in around them) would stay resident.
+  Status st = db.ReadUnmapped([&](Connection& c) -> Status {
     DS_RETURN_IF_ERROR(set_grouped(
         c,
         "SELECT p.name, count(m.id) FROM projects p LEFT JOIN semantic_memory m"

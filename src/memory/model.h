@@ -94,7 +94,7 @@ struct SearchHit {
   std::optional<int> keyword_rank;   // 1-based rank in the BM25 list
   std::optional<int> vector_rank;    // 1-based rank in the similarity list
   std::optional<double> similarity;  // cosine similarity
-  std::optional<double> bm25;        // FTS5 bm25() (lower is better)
+  std::optional<double> bm25;        // as FTS5 bm25() (lower is better)
 };
 
 struct SearchResult {
