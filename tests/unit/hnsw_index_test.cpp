@@ -403,6 +403,41 @@ TEST(ChangeLogTest, PrunedLogMakesALaggingIndexReload) {
   EXPECT_EQ(stats->indexed, 19);
 }
 
+TEST(ChangeLogTest, PrunedLogMakesALaggingKeywordIndexReloadToo) {
+  std::string path;
+  auto db = ds::testing::NewMigratedDb(&path);
+  ASSERT_TRUE(db);
+  auto db2 = Database::Open(path, {});
+  ASSERT_TRUE(db2.ok());
+  HashEmbedder embedder;
+  MemoryService lagging(*db, embedder);
+  ASSERT_TRUE(lagging.LoadIndex(MemoryService::Indexes::kVectorsAndKeywords).ok());
+  MemoryService writer(**db2, embedder);
+  ASSERT_TRUE(writer.LoadIndex().ok());
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 20; ++i) {
+    MemoryInput in;
+    in.content = "zymurgy note " + std::to_string(i) + " about fermentation";
+    in.content_type = "learning";
+    auto r = writer.Store(in);
+    ASSERT_TRUE(r.ok());
+    ids.push_back(r->memory.id);
+  }
+  ASSERT_TRUE(writer.Delete(ids[0]).ok());
+  ASSERT_TRUE(writer.PruneChangeLog(3).ok());
+  ASSERT_TRUE(lagging.SyncIndex().ok());
+  ASSERT_NE(lagging.keyword_index(), nullptr);
+  EXPECT_EQ(lagging.keyword_index()->Size(), 19u);
+  SearchQuery q;
+  q.query = "zymurgy";
+  q.mode = SearchMode::kKeyword;
+  q.filter.limit = 100;
+  auto found = lagging.Search(q);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_EQ(found->hits.size(), 19u);
+  for (const auto& h : found->hits) EXPECT_NE(h.memory.id, ids[0]);
+}
+
 }  // namespace
 }  // namespace ds::memory
 
