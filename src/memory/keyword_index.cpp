@@ -25,13 +25,24 @@ Status KeywordIndex::Upsert(const std::string& partition, int64_t memory_id,
   // microseconds, and copying and sorting its tokens as strings first cost
   // more than the rest of indexing it.
   std::unique_lock<RwMutex> lock(mu_);
+  // Removed first: it may free term ids the new text is about to take.
+  RemoveLocked(memory_id);
   std::vector<uint32_t> terms;
   uint32_t length = 0;
   auto add = [&](std::string_view token) {
     auto it = term_ids_.find(token);
     if (it == term_ids_.end()) {
-      it = term_ids_.emplace(std::string(token), static_cast<uint32_t>(df_.size())).first;
-      df_.push_back(0);
+      uint32_t id;
+      if (!free_terms_.empty()) {
+        id = free_terms_.back();
+        free_terms_.pop_back();
+      } else {
+        id = static_cast<uint32_t>(df_.size());
+        df_.push_back(0);
+        term_text_.push_back(nullptr);
+      }
+      it = term_ids_.emplace(std::string(token), id).first;
+      term_text_[id] = &it->first;
     }
     terms.push_back(it->second);
     ++length;
@@ -40,7 +51,6 @@ Status KeywordIndex::Upsert(const std::string& partition, int64_t memory_id,
   DS_RETURN_IF_ERROR(tokenizer_->Tokenize(keywords, FtsTokenizer::Mode::kDocument, add));
   std::sort(terms.begin(), terms.end());
 
-  RemoveLocked(memory_id);
   auto& owner = partitions_[partition];
   if (!owner) owner = std::make_unique<Partition>();
   Partition& p = *owner;
@@ -85,7 +95,16 @@ void KeywordIndex::RemoveLocked(int64_t memory_id) {
   if (it == where_.end()) return;
   Partition& p = *it->second.partition;
   Doc& doc = p.docs[it->second.slot];
-  for (uint32_t term : doc.terms) --df_[term];
+  for (uint32_t term : doc.terms) {
+    // A term no live memory has any more gives its id back, so text that
+    // churns (deleted or rewritten) does not grow the dictionary forever.
+    // Postings that still carry the id are all dead, and stay skipped.
+    if (--df_[term] == 0) {
+      term_ids_.erase(term_ids_.find(std::string_view(*term_text_[term])));
+      term_text_[term] = nullptr;
+      free_terms_.push_back(term);
+    }
+  }
   --rows_;
   total_length_ -= doc.length;
   doc.present = false;
@@ -128,6 +147,8 @@ void KeywordIndex::Clear() {
   std::unique_lock<RwMutex> lock(mu_);
   term_ids_.clear();
   df_.clear();
+  term_text_.clear();
+  free_terms_.clear();
   partitions_.clear();
   where_.clear();
   rows_ = 0;
@@ -236,7 +257,9 @@ size_t KeywordIndex::Size() const {
 
 size_t KeywordIndex::MemoryBytes() const {
   std::shared_lock<RwMutex> lock(mu_);
-  size_t bytes = df_.capacity() * sizeof(uint32_t) + where_.size() * (sizeof(Location) + 32);
+  size_t bytes = df_.capacity() * sizeof(uint32_t) + term_text_.capacity() * sizeof(void*) +
+                 free_terms_.capacity() * sizeof(uint32_t) +
+                 where_.size() * (sizeof(Location) + 32);
   for (const auto& [term, id] : term_ids_) bytes += term.capacity() + 48;
   for (const auto& [name, p] : partitions_) {
     bytes += p->docs.capacity() * sizeof(Doc);

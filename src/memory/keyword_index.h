@@ -14,7 +14,9 @@
 // list holds the newest postings. Removal only marks the slot dead and
 // adjusts the statistics; dead postings are skipped and dropped when a
 // quarter of a partition's slots are dead. Term ids are global (the
-// document frequency is over all partitions, as FTS5's is).
+// document frequency is over all partitions, as FTS5's is); a term no live
+// memory has leaves the dictionary and its id is reused (postings still
+// carrying it are dead, so they are skipped like any dead posting).
 // Thread-safety: all methods may be called concurrently; searches share a
 // reader lock, mutations take it exclusively.
 #pragma once
@@ -109,7 +111,9 @@ class KeywordIndex {
   KeywordIndexOptions opts_;
   mutable RwMutex mu_;
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> term_ids_;
-  std::vector<uint32_t> df_;  // per term id: live documents containing it
+  std::vector<uint32_t> df_;                   // per term id: live documents containing it
+  std::vector<const std::string*> term_text_;  // per term id: its key in term_ids_
+  std::vector<uint32_t> free_terms_;           // ids of terms no live memory has
   std::unordered_map<std::string, std::unique_ptr<Partition>> partitions_;
   std::unordered_map<int64_t, Location> where_;
   uint64_t rows_ = 0;          // live documents

@@ -268,6 +268,38 @@ TEST(KeywordIndexTest, ABudgetKeepsTheRarestTermsAndTheNewestMatches) {
   EXPECT_EQ((*common)[0].memory_id, 200);
 }
 
+TEST(KeywordIndexTest, ChurningTextDoesNotGrowTheIndex) {
+  KeywordIndex index(MemoryTokenizer());
+  ASSERT_TRUE(index.Upsert("p", 1, "a stable memory about tracing", "[]", Meta()).ok());
+  // Each round stores text with tokens never seen before, then drops it
+  // (rewritten or deleted), as tool output full of ids and hashes would.
+  auto churn = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      const std::string unique = "tok" + std::to_string(i) + "x tracing";
+      ASSERT_TRUE(index.Upsert("p", 2, unique, "[]", Meta()).ok());
+      if (i % 2 == 0) index.Remove(2);
+    }
+  };
+  churn(0, 200);
+  const size_t after_warmup = index.MemoryBytes();
+  churn(200, 20200);
+  // Dead slots wait for compaction (up to a quarter of the partition, at
+  // least 64), so the size moves a little; 20,000 leaked terms would be
+  // over a megabyte.
+  EXPECT_LT(index.MemoryBytes(), after_warmup + 64 * 1024) << "the dictionary or postings grew";
+  // The freed term ids are reused without mixing old postings into new terms.
+  auto old_token = index.Search("p", "tok5x", 10, 0, false);
+  ASSERT_TRUE(old_token.ok());
+  EXPECT_TRUE(old_token->empty());
+  auto latest = index.Search("p", "tok20199x", 10, 0, false);
+  ASSERT_TRUE(latest.ok());
+  ASSERT_EQ(latest->size(), 1u);
+  EXPECT_EQ((*latest)[0].memory_id, 2);
+  auto shared = index.Search("p", "tracing", 10, 0, false);
+  ASSERT_TRUE(shared.ok());
+  EXPECT_EQ(shared->size(), 2u);
+}
+
 TEST(KeywordIndexTest, SearchesRacingWritesSeeConsistentIndexes) {
   KeywordIndex index(MemoryTokenizer());
   std::atomic<bool> stop{false};
