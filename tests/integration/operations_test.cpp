@@ -270,6 +270,16 @@ TEST_F(OperationsTest, MetricsPassPromtoolAndFollowRequests) {
                  R"({"content":"metrics are scraped","content_type":"learning"})")
                 .status,
             201);
+  // The memory counts are cached between scrapes until a memory changes:
+  // each change must show in the next scrape.
+  auto doomed = Http(server.port(), "POST", "/api/v1/memories",
+                     R"({"content":"forgotten before the scrape","content_type":"learning"})");
+  ASSERT_EQ(doomed.status, 201);
+  EXPECT_NE(Http(server.port(), "GET", "/metrics")
+                .body.find(R"(devstream_memories{project="default"} 2)"),
+            std::string::npos);
+  auto doomed_id = std::to_string(json::parse(doomed.body).as_object().at("id").as_int64());
+  ASSERT_EQ(Http(server.port(), "POST", "/api/v1/memories/" + doomed_id + "/forget").status, 200);
   for (int i = 0; i < 3; ++i) {
     ASSERT_EQ(Http(server.port(), "POST", "/api/v1/search", R"({"query":"scraped"})").status, 200);
   }
