@@ -31,16 +31,7 @@ class AuthTest : public ::testing::Test {
   // Creates a key with the CLI; returns the key (shown once).
   std::string CreateKey(const std::string& name, const std::string& scopes,
                         const std::string& project = "") {
-    std::vector<std::string> args = {"apikey", "create", "--name", name,    "--scopes",
-                                     scopes,   "--db",   db_,      "--json"};
-    if (!project.empty()) {
-      args.push_back("--project");
-      args.push_back(project);
-    }
-    auto r = RunCli(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    auto v = json::parse(r.out);
-    return std::string(v.at("key").as_string());
+    return CreateApiKey(db_, name, scopes, project);
   }
 
   static std::vector<std::pair<std::string, std::string>> Bearer(const std::string& key) {

@@ -185,17 +185,11 @@ class AuthzTest : public ::testing::Test {
 
   std::string CreateKey(const std::string& name, const std::string& scopes,
                         const std::string& project = "") {
-    std::vector<std::string> args = {"apikey", "create", "--name", name,    "--scopes",
-                                     scopes,   "--db",   db_,      "--json"};
-    if (!project.empty()) {
-      args.push_back("--project");
-      args.push_back(project);
-    }
-    auto r = RunCli(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    bodies_.push_back(r.out + r.err);  // the CLI prints the key once: that is expected
+    std::string output;
+    std::string key = CreateApiKey(db_, name, scopes, project, &output);
+    bodies_.push_back(output);  // the CLI prints the key once: that is expected
     cli_outputs_ = bodies_.size();
-    return std::string(json::parse(r.out).at("key").as_string());
+    return key;
   }
 
   // Every response goes through here, so its body can be scanned for secrets.

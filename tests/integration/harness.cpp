@@ -343,6 +343,21 @@ CommandResult RunCli(const std::vector<std::string>& args) {
   return RunCli(args, {});
 }
 
+std::string CreateApiKey(const std::string& db, const std::string& name, const std::string& scopes,
+                         const std::string& project, std::string* output) {
+  std::vector<std::string> args = {"apikey", "create", "--name", name,    "--scopes",
+                                   scopes,   "--db",   db,       "--json"};
+  if (!project.empty()) {
+    args.push_back("--project");
+    args.push_back(project);
+  }
+  auto r = RunCli(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  if (output) *output = r.out + r.err;
+  auto parsed = json::parse(r.out);
+  return std::string(parsed.at("key").as_string());
+}
+
 CommandResult RunCli(const std::vector<std::string>& args, const EnvVars& env, int timeout_ms) {
   CliOptions options;
   options.env = env;

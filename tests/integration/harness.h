@@ -113,6 +113,12 @@ CommandResult RunCli(const std::vector<std::string>& args);
 CommandResult RunCli(const std::vector<std::string>& args, const EnvVars& env,
                      int timeout_ms = 120000);
 
+// Creates an API key with `devstream apikey create --json` on `db` and returns
+// the key (shown once); the CLI's whole output goes to *output when given.
+// Fails the calling test when the CLI does.
+std::string CreateApiKey(const std::string& db, const std::string& name, const std::string& scopes,
+                         const std::string& project = "", std::string* output = nullptr);
+
 // How RunCliWith runs the command.
 struct CliOptions {
   EnvVars env;
