@@ -7,7 +7,7 @@ if(RELIABILITY_SOURCES)
   add_executable(reliability_tests ${RELIABILITY_SOURCES}
                                    ${CMAKE_CURRENT_LIST_DIR}/../integration/harness.cpp)
   target_include_directories(reliability_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../integration)
-  target_link_libraries(reliability_tests PRIVATE Boost::json SQLite::SQLite3 GTest::gtest
+  target_link_libraries(reliability_tests PRIVATE Boost::json ds::sqlite3 GTest::gtest
                                                   GTest::gtest_main)
   target_compile_definitions(reliability_tests PRIVATE DEVSTREAM_BINARY="$<TARGET_FILE:devstream>")
   add_dependencies(reliability_tests devstream)
