@@ -49,8 +49,7 @@ const std::vector<std::string> kPhaseColumns{"id", "status", "sequence_order", "
 
 // ---------------- migrate ----------------
 
-void AddMigrate(CLI::App& app, Ctx& ctx, Action& action) {
-  auto* cmd = app.add_subcommand("migrate", "Apply, revert or inspect schema migrations");
+void DefineMigrate(CLI::App* cmd, Ctx& ctx, Action& action) {
   cmd->require_subcommand(1);
   auto* up = cmd->add_subcommand("up", "Apply pending migrations (up to TARGET version)");
   static int target = -1;
@@ -130,8 +129,7 @@ void AddMigrate(CLI::App& app, Ctx& ctx, Action& action) {
 
 // ---------------- project ----------------
 
-void AddProject(CLI::App& app, Ctx& ctx, Action& action) {
-  auto* cmd = app.add_subcommand("project", "Create and list projects");
+void DefineProject(CLI::App* cmd, Ctx& ctx, Action& action) {
   cmd->require_subcommand(1);
   auto* create = cmd->add_subcommand("create", "Create a project");
   static std::string name, root;
@@ -169,9 +167,8 @@ struct PlanFlags {
   int64_t version = 0;
 };
 
-void AddPlan(CLI::App& app, Ctx& ctx, Action& action) {
+void DefinePlan(CLI::App* cmd, Ctx& ctx, Action& action) {
   static PlanFlags f;
-  auto* cmd = app.add_subcommand("plan", "Intervention plans");
   cmd->require_subcommand(1);
 
   auto* create = cmd->add_subcommand("create", "Create a plan");
@@ -337,9 +334,8 @@ struct PhaseFlags {
   int64_t order = 0, minutes = 0, version = 0;
 };
 
-void AddPhase(CLI::App& app, Ctx& ctx, Action& action) {
+void DefinePhase(CLI::App* cmd, Ctx& ctx, Action& action) {
   static PhaseFlags f;
-  auto* cmd = app.add_subcommand("phase", "Phases of a plan");
   cmd->require_subcommand(1);
 
   auto* create = cmd->add_subcommand("create", "Add a phase to a plan");
@@ -464,9 +460,8 @@ json::array DependencyList(const std::vector<std::string>& specs) {
   return a;
 }
 
-void AddTask(CLI::App& app, Ctx& ctx, Action& action) {
+void DefineTask(CLI::App* cmd, Ctx& ctx, Action& action) {
   static TaskFlags f;
-  auto* cmd = app.add_subcommand("task", "Micro-tasks: create, list, transition, depend");
   cmd->require_subcommand(1);
 
   auto* create = cmd->add_subcommand("create", "Add a micro-task to a phase");
@@ -718,6 +713,7 @@ void AddTask(CLI::App& app, Ctx& ctx, Action& action) {
       return 0;
     });
   });
+  DefineTaskClaims(cmd, ctx, action);
 }
 
 // ---------------- memory ----------------
@@ -731,9 +727,8 @@ struct MemoryFlags {
   int64_t id = 0;
 };
 
-void AddMemory(CLI::App& app, Ctx& ctx, Action& action) {
+void DefineMemory(CLI::App* cmd, Ctx& ctx, Action& action) {
   static MemoryFlags f;
-  auto* cmd = app.add_subcommand("memory", "Cross-session memory: store, search, context");
   cmd->require_subcommand(1);
 
   auto* store = cmd->add_subcommand("store", "Store a memory (text, --file, or - for stdin)");
@@ -981,26 +976,7 @@ void AddMemory(CLI::App& app, Ctx& ctx, Action& action) {
   });
 }
 
-}  // namespace
-
-int RunCli(int argc, char** argv) {
-  CLI::App app{
-      "DevStream: persistent tasks and cross-session memory for AI coding assistants.\n"
-      "Every data command works directly on the SQLite database (--db)."};
-  app.name("devstream");
-  app.require_subcommand(1);
-  app.fallthrough();
-  Ctx ctx;
-  Action action;
-  app.add_flag("--json", ctx.out.json, "Machine-readable JSON output");
-  app.add_option("--db", ctx.db_path, kDbHelp);
-  app.add_option("--config", ctx.config_file,
-                 "Settings file (YAML; default: deployment/environments/<env>.yml when an "
-                 "environment is named)");
-  app.add_option("--env", ctx.environment,
-                 "development | staging | production (default: $DEVSTREAM_ENV, else development)");
-
-  auto* version = app.add_subcommand("version", "Print the version");
+void DefineVersion(CLI::App* version, Ctx& ctx, Action& action) {
   version->callback([&] {
     action = [&] {
       if (ctx.out.json) {
@@ -1011,12 +987,12 @@ int RunCli(int argc, char** argv) {
       return 0;
     };
   });
+}
 
+void DefineServe(CLI::App* serve, Ctx& ctx, Action& action) {
   // serve's flags are settings (highest precedence); only given ones count.
   static std::map<std::string, std::string> serve_flags;
   static std::string host, port, mode, threads, pool, body_limit;
-  auto* serve =
-      app.add_subcommand("serve", "Run the HTTP API server (and, in mode all, the job worker)");
   struct ServeFlag {
     const char* flag;
     std::string* value;
@@ -1046,35 +1022,78 @@ int RunCli(int argc, char** argv) {
       return RunServe(*settings);
     };
   });
+}
 
-  AddMigrate(app, ctx, action);
-  AddProject(app, ctx, action);
-  AddPlan(app, ctx, action);
-  AddPhase(app, ctx, action);
-  AddTask(app, ctx, action);
-  AddMemory(app, ctx, action);
-  AddEngineCommands(app, ctx, action);
-  AddApiKeyCommands(app, ctx, action);
-
-  // `devstream hook …` runs under Claude Code: whatever is wrong with it,
-  // it must exit 0.
-  bool hook = argc > 1 && std::string_view(argv[1]) == "hook";
-  if (argc > 1 && argv[1][0] != '-') {
-    bool known = false;
-    for (const auto* sub : app.get_subcommands({})) known |= sub->get_name() == argv[1];
-    if (!known) {
-      std::cerr << "devstream: error: unknown command \"" << argv[1]
-                << "\" (see devstream --help)\n";
-      return kExitUsage;
+// The command a command line names: its first argument that is neither an
+// option nor the value of a global option. Empty when there is none.
+std::string_view NamedCommand(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--db" || arg == "--config" || arg == "--env") {
+      ++i;
+    } else if (!arg.starts_with("-")) {
+      return arg;
     }
   }
+  return {};
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{
+      "DevStream: persistent tasks and cross-session memory for AI coding assistants.\n"
+      "Every data command works directly on the SQLite database (--db)."};
+  app.name("devstream");
+  app.require_subcommand(1);
+  app.fallthrough();
+  Ctx ctx;
+  Action action;
+  app.add_flag("--json", ctx.out.json, "Machine-readable JSON output");
+  app.add_option("--db", ctx.db_path, kDbHelp);
+  app.add_option("--config", ctx.config_file,
+                 "Settings file (YAML; default: deployment/environments/<env>.yml when an "
+                 "environment is named)");
+  app.add_option("--env", ctx.environment,
+                 "development | staging | production (default: $DEVSTREAM_ENV, else development)");
+
+  std::vector<CommandDef> commands{
+      {"version", "Print the version", DefineVersion},
+      {"serve", "Run the HTTP API server (and, in mode all, the job worker)", DefineServe},
+      {"migrate", "Apply, revert or inspect schema migrations", DefineMigrate},
+      {"project", "Create and list projects", DefineProject},
+      {"plan", "Intervention plans", DefinePlan},
+      {"phase", "Phases of a plan", DefinePhase},
+      {"task", "Micro-tasks: create, list, transition, depend", DefineTask},
+      {"memory", "Cross-session memory: store, search, context", DefineMemory},
+  };
+  for (auto group : {EngineCommands(), ApiKeyCommands()}) {
+    commands.insert(commands.end(), group.begin(), group.end());
+  }
+  // Every command is listed (top-level help, the unknown-command check), but
+  // only the one the command line names is built, so that a hook process does
+  // not pay for the whole tree.
+  std::string_view named = NamedCommand(argc, argv);
+  bool known = named.empty();
+  for (const CommandDef& def : commands) {
+    CLI::App* cmd = app.add_subcommand(def.name, def.help);
+    if (def.name == named) {
+      def.define(cmd, ctx, action);
+      known = true;
+    }
+  }
+
+  if (!known) {
+    std::cerr << "devstream: error: unknown command \"" << named << "\" (see devstream --help)\n";
+    return kExitUsage;
+  }
+  // `devstream hook …` runs under Claude Code: whatever is wrong with it,
+  // it must exit 0.
+  bool hook = named == "hook";
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
-    return 0;
-  } catch (const CLI::CallForAllHelp&) {
-    std::cout << app.help("", CLI::AppFormatMode::All);
     return 0;
   } catch (const CLI::ParseError& e) {
     if (hook) {

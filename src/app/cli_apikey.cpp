@@ -22,13 +22,9 @@ json::object KeyJson(const ApiKey& k) {
                       {"revoked_at", OptionalJson(k.revoked_at)}};
 }
 
-}  // namespace
-
-void AddApiKeyCommands(CLI::App& app, Ctx& ctx, Action& action) {
+void DefineApiKey(CLI::App* apikey, Ctx& ctx, Action& action) {
   static std::string name, scopes = "read", project, which;
   static bool all = false;
-  auto* apikey = app.add_subcommand(
-      "apikey", "API keys for the REST API and /mcp (used when security.auth_enabled)");
   apikey->require_subcommand(1);
 
   auto* create = apikey->add_subcommand(
@@ -89,6 +85,13 @@ void AddApiKeyCommands(CLI::App& app, Ctx& ctx, Action& action) {
       return 0;
     });
   });
+}
+
+}  // namespace
+
+std::vector<CommandDef> ApiKeyCommands() {
+  return {{"apikey", "API keys for the REST API and /mcp (used when security.auth_enabled)",
+           DefineApiKey}};
 }
 
 }  // namespace ds::app

@@ -60,8 +60,12 @@ struct EngineFlags {
   bool force = false, with_context = false;
 };
 
-void AddClaimCommands(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
-  CLI::App* task = app.get_subcommand("task");
+EngineFlags& Flags() {
+  static EngineFlags f;
+  return f;
+}
+
+void AddClaimCommands(CLI::App* task, Ctx& ctx, Action& action, EngineFlags& f) {
   auto* claim = task->add_subcommand(
       "claim", "Take the best ready task with a lease (exit 3 when none is ready)");
   auto* c_agent = claim->add_option("--agent", f.agent, "Who claims (the lease owner)")->required();
@@ -127,8 +131,8 @@ void AddClaimCommands(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
   });
 }
 
-void AddJobs(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
-  auto* cmd = app.add_subcommand("jobs", "The durable job queue");
+void DefineJobs(CLI::App* cmd, Ctx& ctx, Action& action) {
+  EngineFlags& f = Flags();
   cmd->require_subcommand(1);
 
   auto* list = cmd->add_subcommand("list", "List jobs, newest first");
@@ -233,8 +237,8 @@ void AddJobs(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
   });
 }
 
-void AddSessions(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
-  auto* cmd = app.add_subcommand("session", "Work sessions and their summaries");
+void DefineSession(CLI::App* cmd, Ctx& ctx, Action& action) {
+  EngineFlags& f = Flags();
   cmd->require_subcommand(1);
 
   auto* start = cmd->add_subcommand("start", "Start a session (or resume one by external id)");
@@ -306,17 +310,8 @@ void AddSessions(CLI::App& app, Ctx& ctx, Action& action, EngineFlags& f) {
   });
 }
 
-}  // namespace
-
-void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
-  static EngineFlags f;
-  AddClaimCommands(app, ctx, action, f);
-  AddJobs(app, ctx, action, f);
-  AddSessions(app, ctx, action, f);
-
+void DefineMcp(CLI::App* mcp, Ctx& ctx, Action& action) {
   static McpOptions mcp_opts;
-  auto* mcp = app.add_subcommand(
-      "mcp", "MCP server on stdio (relays to a running server when one is found)");
   mcp->add_option("--url", mcp_opts.url,
                   "Relay to the DevStream server at this URL (default: $DEVSTREAM_URL)");
   mcp->add_option("--project", mcp_opts.project,
@@ -329,10 +324,10 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
       return RunMcp(mcp_opts);
     };
   });
+}
 
+void DefineHook(CLI::App* hook, Ctx& ctx, Action& action) {
   static HookOptions hook_opts;
-  auto* hook = app.add_subcommand(
-      "hook", "Claude Code hook: event JSON on stdin, the hook's answer on stdout (always exit 0)");
   hook->add_option("event", hook_opts.event,
                    "SessionStart | UserPromptSubmit | PreToolUse | PostToolUse | "
                    "PostToolUseFailure | Stop | SessionEnd")
@@ -347,10 +342,10 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
       return RunHook(hook_opts);
     };
   });
+}
 
+void DefineInit(CLI::App* init, Ctx& ctx, Action& action) {
   static std::string init_dir;
-  auto* init = app.add_subcommand(
-      "init", "Connect a project to DevStream: Claude Code hooks and the MCP server");
   init->add_option("--project-dir", init_dir,
                    "The project's root (default: the current directory)");
   init->callback([&] {
@@ -370,11 +365,10 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
       return 0;
     };
   });
+}
 
+void DefineHealth(CLI::App* health, Ctx& ctx, Action& action) {
   static std::string health_url = "http://127.0.0.1:8000";
-  auto* health = app.add_subcommand(
-      "health",
-      "Ask a server's /health (container checks): exit 0 healthy or degraded, 1 otherwise");
   health->add_option("--url", health_url, "The server (default http://127.0.0.1:8000)");
   health->callback([&] {
     action = [&] {
@@ -400,10 +394,11 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
       return status == "healthy" || status == "degraded" ? 0 : kExitFailure;
     };
   });
+}
 
+void DefineBackup(CLI::App* backup, Ctx& ctx, Action& action) {
   static std::string backup_dir, backup_file;
   static int prune_keep = -1, prune_days = -1;
-  auto* backup = app.add_subcommand("backup", "Online backups of the database");
   backup->require_subcommand(1);
   auto dir_of = [&](const Settings& s) {
     return backup_dir.empty() ? s.engine.backup_dir : backup_dir;
@@ -477,10 +472,10 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
       return 0;
     };
   });
+}
 
-  auto* restore = app.add_subcommand(
-      "restore",
-      "Restore a backup into the database (verified first; the current content is backed up)");
+void DefineRestore(CLI::App* restore, Ctx& ctx, Action& action) {
+  static std::string backup_file;
   restore->add_option("file", backup_file, "The backup to restore")->required();
   AddDbOption(restore, ctx);
   restore->callback([&] {
@@ -516,8 +511,9 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
       return 0;
     };
   });
+}
 
-  auto* config = app.add_subcommand("config", "Show or check the effective settings");
+void DefineConfig(CLI::App* config, Ctx& ctx, Action& action) {
   config->require_subcommand(1);
   auto* show_cfg = config->add_subcommand(
       "show", "Every setting with its value and source (default, file, environment, flag)");
@@ -568,9 +564,9 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
       return 0;
     };
   });
+}
 
-  auto* worker = app.add_subcommand(
-      "worker", "Run the task engine: durable jobs and the scheduler (service mode task_engine)");
+void DefineWorker(CLI::App* worker, Ctx& ctx, Action& action) {
   AddDbOption(worker, ctx);
   worker->callback([&] {
     action = [&] {
@@ -579,6 +575,33 @@ void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action) {
       return RunServe(*settings);
     };
   });
+}
+
+}  // namespace
+
+void DefineTaskClaims(CLI::App* task, Ctx& ctx, Action& action) {
+  AddClaimCommands(task, ctx, action, Flags());
+}
+
+std::vector<CommandDef> EngineCommands() {
+  return {
+      {"jobs", "The durable job queue", DefineJobs},
+      {"session", "Work sessions and their summaries", DefineSession},
+      {"mcp", "MCP server on stdio (relays to a running server when one is found)", DefineMcp},
+      {"hook", "Claude Code hook: event JSON on stdin, the hook's answer on stdout (always exit 0)",
+       DefineHook},
+      {"init", "Connect a project to DevStream: Claude Code hooks and the MCP server", DefineInit},
+      {"health",
+       "Ask a server's /health (container checks): exit 0 healthy or degraded, 1 otherwise",
+       DefineHealth},
+      {"backup", "Online backups of the database", DefineBackup},
+      {"restore",
+       "Restore a backup into the database (verified first; the current content is backed up)",
+       DefineRestore},
+      {"config", "Show or check the effective settings", DefineConfig},
+      {"worker", "Run the task engine: durable jobs and the scheduler (service mode task_engine)",
+       DefineWorker},
+  };
 }
 
 }  // namespace ds::app

@@ -87,9 +87,22 @@ Action WithService(Ctx& ctx, std::function<int(tasks::TaskService&)> f);
 Action WithMemory(Ctx& ctx, bool load_index, std::function<int(memory::MemoryService&)> f);
 Action WithServices(Ctx& ctx, std::function<int(Services&)> f);
 
-// `task claim|heartbeat`, `jobs …`, `session …`, `worker`, `mcp` (cli_engine.cpp).
-void AddEngineCommands(CLI::App& app, Ctx& ctx, Action& action);
+// A top-level command. RunCli registers every command's name and help line,
+// and calls `define` (options, subcommands, callbacks) only for the command
+// the command line names: the whole tree takes ~0.6 ms to build, and every
+// hook call is a new process.
+struct CommandDef {
+  const char* name;
+  const char* help;
+  void (*define)(CLI::App* cmd, Ctx& ctx, Action& action);
+};
+
+// `jobs`, `session`, `mcp`, `hook`, `init`, `health`, `backup`, `restore`,
+// `config`, `worker` (cli_engine.cpp).
+std::vector<CommandDef> EngineCommands();
+// `task claim|heartbeat`, added to `task` (cli_engine.cpp).
+void DefineTaskClaims(CLI::App* task, Ctx& ctx, Action& action);
 // `apikey create|list|revoke` (cli_apikey.cpp).
-void AddApiKeyCommands(CLI::App& app, Ctx& ctx, Action& action);
+std::vector<CommandDef> ApiKeyCommands();
 
 }  // namespace ds::app

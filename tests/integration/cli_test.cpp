@@ -77,6 +77,22 @@ TEST_F(CliTest, UsageErrorsExitTwoWithOneLine) {
   EXPECT_EQ(none.exit_code, 2);
 }
 
+// Only the command the line names is built (cli_support.h CommandDef): the
+// global options before it, and their values, must not be taken for it.
+TEST_F(CliTest, GlobalOptionsMayPrecedeTheCommand) {
+  auto version = RunCli({"--db", "plan", "--json", "version"});
+  ASSERT_EQ(version.exit_code, 0) << version.err;
+  EXPECT_EQ(json::parse(version.out).at("name").as_string(), "devstream");
+  auto created = RunCli({"--json", "--db", db_, "project", "create", "early"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  auto listed = RunCli({"--db=" + db_, "project", "list"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("early"), std::string::npos);
+  auto unknown = RunCli({"--json", "--env", "development", "frobnicate"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("unknown command \"frobnicate\""), std::string::npos) << unknown.err;
+}
+
 TEST_F(CliTest, NotFoundExitsOne) {
   auto r = Run({"task", "show", "tsk_00000000000000000000000000"});
   EXPECT_EQ(r.exit_code, 1);
