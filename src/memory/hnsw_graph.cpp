@@ -1,6 +1,7 @@
 #include "memory/hnsw_graph.h"
 
 #include <hnswlib/hnswlib.h>
+#include <sys/mman.h>
 
 #include <filesystem>
 #include <fstream>
@@ -30,6 +31,28 @@ class SimdInnerProductSpace : public hnswlib::SpaceInterface<float> {
   size_t dim_;
 };
 
+// Level 0 of the graph (each node's links and vector, ~1.7 KB at 384 dims)
+// is read at random by every search: with 4 KiB pages nearly every node a
+// search visits costs a TLB miss, and under virtualisation each miss is a
+// two-dimensional page walk. 2 MiB pages cover the block with a few hundred
+// TLB entries (measured: ANN median at 200k x 384, ef 200, -10%).
+// Transparent huge pages are opt-in (madvise mode, Debian's default), and
+// MADV_COLLAPSE (Linux >= 6.1) converts the pages already filled, as after a
+// load or a resize. Advice only: where refused, the 4 KiB pages stay.
+void AdviseHugePages(hnswlib::HierarchicalNSW<float>& idx) {
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  auto base = reinterpret_cast<uintptr_t>(idx.data_level0_memory_);
+  uintptr_t begin = (base + kHuge - 1) & ~(kHuge - 1);
+  uintptr_t end = (base + idx.max_elements_ * idx.size_data_per_element_) & ~(kHuge - 1);
+  if (end <= begin) return;
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+  uintptr_t filled = (base + idx.cur_element_count * idx.size_data_per_element_) & ~(kHuge - 1);
+#ifndef MADV_COLLAPSE
+  constexpr int MADV_COLLAPSE = 25;  // glibc 2.36's headers predate it
+#endif
+  if (filled > begin) ::madvise(reinterpret_cast<void*>(begin), filled - begin, MADV_COLLAPSE);
+}
+
 }  // namespace
 
 struct HnswGraph::Impl {
@@ -50,6 +73,7 @@ HnswGraph::HnswGraph(int dim, HnswParams params, size_t initial_capacity)
       &impl_->space, std::max<size_t>(initial_capacity, 1024), static_cast<size_t>(params.m),
       static_cast<size_t>(params.ef_construction));
   impl_->index->ef_ = static_cast<size_t>(params.ef_search);
+  AdviseHugePages(*impl_->index);
 }
 
 HnswGraph::~HnswGraph() = default;
@@ -67,6 +91,7 @@ Result<std::unique_ptr<HnswGraph>> HnswGraph::Load(const std::string& path, int 
     }
     g->impl_->index->ef_ = static_cast<size_t>(params.ef_search);
     auto& idx = *g->impl_->index;
+    AdviseHugePages(idx);
     for (size_t i = 0; i < idx.cur_element_count; ++i) {
       auto internal = static_cast<hnswlib::tableint>(i);
       if (!idx.isMarkedDeleted(internal)) {
@@ -97,6 +122,7 @@ Status HnswGraph::Add(int64_t label, const float* vec) {
       std::lock_guard<std::mutex> lock(impl_->add_mu);
       if (!impl_->live.count(label) && idx.cur_element_count >= idx.max_elements_) {
         idx.resizeIndex(idx.max_elements_ * 2);
+        AdviseHugePages(idx);
       }
     }
     idx.addPoint(vec, static_cast<hnswlib::labeltype>(label));
