@@ -2,24 +2,19 @@
 
 #include "store/api_keys.h"
 
-#include <prometheus/counter.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <mutex>
 
 #include "core/clock.h"
+#include "core/metric_registry.h"
 #include "engine/worker.h"
 
 namespace ds::api {
 namespace {
 
-const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+const std::vector<double> kLatencyBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                             0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
 double FileBytes(const std::string& path) {
   std::error_code ec;
@@ -32,114 +27,80 @@ double FileBytes(const std::string& path) {
 struct Metrics::Impl {
   explicit Impl(Database& database)
       : db(database),
-        registry(std::make_shared<prometheus::Registry>()),
-        requests(prometheus::BuildCounter()
-                     .Name("devstream_http_requests_total")
-                     .Help("HTTP requests by method, route and status")
-                     .Register(*registry)),
-        request_seconds(prometheus::BuildHistogram()
-                            .Name("devstream_http_request_duration_seconds")
-                            .Help("HTTP request latency by method and route")
-                            .Register(*registry)),
-        search_seconds(prometheus::BuildHistogram()
-                           .Name("devstream_search_duration_seconds")
-                           .Help("Memory search latency by stage")
-                           .Register(*registry)),
-        search_degraded(prometheus::BuildCounter()
-                            .Name("devstream_search_degraded_total")
-                            .Help("Searches answered by keyword only because the embedder failed")
-                            .Register(*registry)
-                            .Add({})),
-        embedder_errors(prometheus::BuildCounter()
-                            .Name("devstream_embedder_errors_total")
-                            .Help("Query embeddings that failed")
-                            .Register(*registry)
-                            .Add({})),
-        memories(prometheus::BuildGauge()
-                     .Name("devstream_memories")
-                     .Help("Live memories (not archived, not superseded) per project")
-                     .Register(*registry)),
-        vectors(prometheus::BuildGauge()
-                    .Name("devstream_vectors")
-                    .Help("Stored vectors per project (all models)")
-                    .Register(*registry)),
-        tasks(prometheus::BuildGauge()
-                  .Name("devstream_tasks")
-                  .Help("Micro-tasks by status")
-                  .Register(*registry)),
-        jobs(prometheus::BuildGauge()
-                 .Name("devstream_jobs")
-                 .Help("Jobs by state")
-                 .Register(*registry)),
-        queue_age(prometheus::BuildGauge()
-                      .Name("devstream_job_queue_age_seconds")
-                      .Help("Age of the oldest due queued job")
-                      .Register(*registry)
-                      .Add({})),
-        workers_live(prometheus::BuildGauge()
-                         .Name("devstream_workers_live")
-                         .Help("Workers with a heartbeat in the last 15 s")
-                         .Register(*registry)
-                         .Add({})),
-        heartbeat_age(prometheus::BuildGauge()
-                          .Name("devstream_worker_heartbeat_age_seconds")
-                          .Help("Age of the freshest worker heartbeat (-1: no worker)")
-                          .Register(*registry)
+        requests(registry.AddCounter("devstream_http_requests_total",
+                                     "HTTP requests by method, route and status")),
+        request_seconds(registry.AddHistogram("devstream_http_request_duration_seconds",
+                                              "HTTP request latency by method and route",
+                                              kLatencyBuckets)),
+        search_seconds(registry.AddHistogram("devstream_search_duration_seconds",
+                                             "Memory search latency by stage", kLatencyBuckets)),
+        search_degraded(
+            registry
+                .AddCounter("devstream_search_degraded_total",
+                            "Searches answered by keyword only because the embedder failed")
+                .Add({})),
+        embedder_errors(
+            registry.AddCounter("devstream_embedder_errors_total", "Query embeddings that failed")
+                .Add({})),
+        memories(registry.AddGauge("devstream_memories",
+                                   "Live memories (not archived, not superseded) per project")),
+        vectors(registry.AddGauge("devstream_vectors", "Stored vectors per project (all models)")),
+        tasks(registry.AddGauge("devstream_tasks", "Micro-tasks by status")),
+        jobs(registry.AddGauge("devstream_jobs", "Jobs by state")),
+        queue_age(
+            registry.AddGauge("devstream_job_queue_age_seconds", "Age of the oldest due queued job")
+                .Add({})),
+        workers_live(
+            registry.AddGauge("devstream_workers_live", "Workers with a heartbeat in the last 15 s")
+                .Add({})),
+        heartbeat_age(registry
+                          .AddGauge("devstream_worker_heartbeat_age_seconds",
+                                    "Age of the freshest worker heartbeat (-1: no worker)")
                           .Add({})),
-        db_bytes(prometheus::BuildGauge()
-                     .Name("devstream_database_bytes")
-                     .Help("Size of the SQLite database file")
-                     .Register(*registry)
+        db_bytes(registry.AddGauge("devstream_database_bytes", "Size of the SQLite database file")
                      .Add({})),
-        wal_bytes(prometheus::BuildGauge()
-                      .Name("devstream_wal_bytes")
-                      .Help("Size of the SQLite write-ahead log")
-                      .Register(*registry)
-                      .Add({})),
-        last_backup(prometheus::BuildGauge()
-                        .Name("devstream_last_backup_timestamp_seconds")
-                        .Help("When the last successful backup job finished (0: never)")
-                        .Register(*registry)
+        wal_bytes(
+            registry.AddGauge("devstream_wal_bytes", "Size of the SQLite write-ahead log").Add({})),
+        last_backup(registry
+                        .AddGauge("devstream_last_backup_timestamp_seconds",
+                                  "When the last successful backup job finished (0: never)")
                         .Add({})) {
-    prometheus::BuildGauge()
-        .Name("devstream_build_info")
-        .Help("The running build")
-        .Register(*registry)
+    registry.AddGauge("devstream_build_info", "The running build")
         .Add({{"version", DEVSTREAM_VERSION}})
         .Set(1);
     for (const char* stage : {"embed", "keyword", "vector", "fusion", "total"}) {
-      stage_histograms.push_back(&search_seconds.Add({{"stage", stage}}, kLatencyBuckets));
+      stage_histograms.push_back(&search_seconds.Add({{"stage", stage}}));
     }
   }
 
   void Refresh();
 
   Database& db;
-  std::shared_ptr<prometheus::Registry> registry;
-  prometheus::Family<prometheus::Counter>& requests;
-  prometheus::Family<prometheus::Histogram>& request_seconds;
-  prometheus::Family<prometheus::Histogram>& search_seconds;
-  std::vector<prometheus::Histogram*> stage_histograms;
-  prometheus::Counter& search_degraded;
-  prometheus::Counter& embedder_errors;
-  prometheus::Family<prometheus::Gauge>& memories;
-  prometheus::Family<prometheus::Gauge>& vectors;
-  prometheus::Family<prometheus::Gauge>& tasks;
-  prometheus::Family<prometheus::Gauge>& jobs;
-  prometheus::Gauge& queue_age;
-  prometheus::Gauge& workers_live;
-  prometheus::Gauge& heartbeat_age;
-  prometheus::Gauge& db_bytes;
-  prometheus::Gauge& wal_bytes;
-  prometheus::Gauge& last_backup;
+  MetricRegistry registry;  // declared before the families it holds
+  Family<Counter>& requests;
+  Family<Histogram>& request_seconds;
+  Family<Histogram>& search_seconds;
+  std::vector<Histogram*> stage_histograms;
+  Counter& search_degraded;
+  Counter& embedder_errors;
+  Family<Gauge>& memories;
+  Family<Gauge>& vectors;
+  Family<Gauge>& tasks;
+  Family<Gauge>& jobs;
+  Gauge& queue_age;
+  Gauge& workers_live;
+  Gauge& heartbeat_age;
+  Gauge& db_bytes;
+  Gauge& wal_bytes;
+  Gauge& last_backup;
   std::mutex refresh_mu;
   std::string memory_counts_key;  // what the memory and vector gauges were counted at
 };
 
 void Metrics::Impl::Refresh() {
   std::lock_guard<std::mutex> lock(refresh_mu);
-  auto set_grouped = [&](Connection& c, const char* sql, prometheus::Family<prometheus::Gauge>& f,
-                         const char* label, const std::vector<std::string>& always) -> Status {
+  auto set_grouped = [&](Connection& c, const char* sql, Family<Gauge>& f, const char* label,
+                         const std::vector<std::string>& always) -> Status {
     std::map<std::string, double> values;
     for (const auto& k : always) values[k] = 0;
     DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(sql));
@@ -228,8 +189,7 @@ void Metrics::ObserveRequest(const std::string& method, const std::string& route
                              double seconds) {
   impl_->requests.Add({{"method", method}, {"route", route}, {"status", std::to_string(status)}})
       .Increment();
-  impl_->request_seconds.Add({{"method", method}, {"route", route}}, kLatencyBuckets)
-      .Observe(seconds);
+  impl_->request_seconds.Add({{"method", method}, {"route", route}}).Observe(seconds);
 }
 
 void Metrics::ObserveSearch(const memory::SearchResult& r) {
@@ -245,7 +205,7 @@ void Metrics::ObserveSearch(const memory::SearchResult& r) {
 
 std::string Metrics::Scrape() {
   impl_->Refresh();
-  return prometheus::TextSerializer().Serialize(impl_->registry->Collect());
+  return impl_->registry.Serialize();
 }
 
 void RegisterMetricsRoute(Router& router, Metrics& metrics, std::vector<std::string> allowed) {

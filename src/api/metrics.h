@@ -1,5 +1,5 @@
 // Prometheus metrics of a server, in the text exposition format (via
-// prometheus-cpp core) at GET /metrics:
+// core/metric_registry.h) at GET /metrics:
 //   devstream_http_requests_total{method,route,status}
 //   devstream_http_request_duration_seconds{method,route}       histogram
 //   devstream_search_duration_seconds{stage=embed|keyword|vector|fusion|total}
