@@ -240,7 +240,7 @@ bool IsSaneRequestId(std::string_view id) {
 
 std::string ChooseRequestId(const std::string* client_id) {
   if (client_id != nullptr && IsSaneRequestId(*client_id)) return *client_id;
-  return ds::RandomHex(16);
+  return ds::CorrelationId();
 }
 
 }  // namespace ds::api

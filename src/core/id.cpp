@@ -87,6 +87,22 @@ std::string RandomHex(size_t n) {
   return hex;
 }
 
+std::string CorrelationId() {
+  constexpr size_t kBytes = 16;
+  thread_local unsigned char pool[4096];
+  thread_local size_t used = sizeof pool;
+  if (used + kBytes > sizeof pool) {
+    EnsureSodium();
+    randombytes_buf(pool, sizeof pool);
+    used = 0;
+  }
+  char hex[2 * kBytes + 1];
+  sodium_bin2hex(hex, sizeof hex, pool + used, kBytes);
+  sodium_memzero(pool + used, kBytes);
+  used += kBytes;
+  return std::string(hex, 2 * kBytes);
+}
+
 std::string Blake2bHex(std::string_view data) {
   EnsureSodium();
   unsigned char out[32];

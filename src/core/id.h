@@ -13,8 +13,13 @@ namespace ds {
 std::string NewId(std::string_view prefix);
 // True when `id` has the shape NewId(prefix) produces.
 bool IsValidId(std::string_view id, std::string_view prefix);
-// Hex of `n` random bytes (request ids, tokens).
+// Hex of `n` random bytes (tokens, session ids).
 std::string RandomHex(size_t n);
+// 32 hex digits for correlation ids (X-Request-Id): CSPRNG bytes like
+// RandomHex, but taken from a per-thread buffer refilled 4 KiB at a time,
+// one getrandom call per 256 ids instead of one per request. Not for secrets:
+// a forked child would repeat its parent's buffered bytes.
+std::string CorrelationId();
 // Hex of the 32-byte BLAKE2b hash of `data` (migration checksums, API-key hashes).
 std::string Blake2bHex(std::string_view data);
 

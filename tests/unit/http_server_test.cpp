@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -204,6 +205,28 @@ TEST(HttpHelpersTest, RequestIdSanity) {
   EXPECT_EQ(generated.size(), 32u);
   EXPECT_TRUE(IsSaneRequestId(generated));
   EXPECT_NE(ChooseRequestId(nullptr), ChooseRequestId(nullptr));
+}
+
+// Generated ids come from per-thread buffers of random bytes (CorrelationId):
+// none may repeat, across refills of one thread's buffer or between threads.
+TEST(HttpHelpersTest, GeneratedRequestIdsDoNotRepeat) {
+  std::vector<std::vector<std::string>> ids(4);
+  std::vector<std::thread> threads;
+  for (auto& mine : ids) {
+    threads.emplace_back([&mine] {
+      for (int i = 0; i < 1000; ++i) mine.push_back(ChooseRequestId(nullptr));
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> all;
+  for (const auto& mine : ids) {
+    for (const auto& id : mine) {
+      EXPECT_EQ(id.size(), 32u);
+      EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+      all.insert(id);
+    }
+  }
+  EXPECT_EQ(all.size(), 4000u);
 }
 
 TEST(HttpHelpersTest, SendableHeadersAreTokenNamesWithSafeValues) {
