@@ -97,7 +97,10 @@ void HnswGraph::Impl::StartCollapse() {
   StopCollapse();
   auto [begin, end] = HugePageSpan(*index, index->cur_element_count);
   if (end <= begin) return;
-  stop_collapse = false;
+  {
+    std::lock_guard<std::mutex> lock(collapse_mu);
+    stop_collapse = false;
+  }
   collapser = std::thread([this, begin = begin, end = end] {
     constexpr auto kDelay = std::chrono::seconds(2);
     constexpr uintptr_t kStep = 8 * kHugePage;
