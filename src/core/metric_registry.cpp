@@ -119,70 +119,62 @@ Metric& Family<Metric>::Add(const MetricLabels& labels) {
   return *slot;
 }
 
+template <typename Metric>
+void Family<Metric>::AppendTo(std::string& out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (metrics_.empty()) return;
+  if constexpr (std::is_same_v<Metric, Histogram>) {
+    AppendHeader(out, name_, help_, "histogram");
+    for (const auto& [labels, metric] : metrics_) {
+      Histogram::Snapshot s = metric->Take();
+      std::pair<std::string, std::string> le{"le", ""};
+      for (size_t b = 0; b <= s.bounds.size(); ++b) {
+        le.second.clear();
+        AppendNumber(le.second, b < s.bounds.size() ? s.bounds[b] : INFINITY);
+        AppendSample(out, name_ + "_bucket", labels, &le, static_cast<double>(s.cumulative[b]));
+      }
+      AppendSample(out, name_ + "_sum", labels, nullptr, s.sum);
+      AppendSample(out, name_ + "_count", labels, nullptr,
+                   static_cast<double>(s.cumulative.back()));
+    }
+  } else {
+    AppendHeader(out, name_, help_, std::is_same_v<Metric, Counter> ? "counter" : "gauge");
+    for (const auto& [labels, metric] : metrics_) {
+      AppendSample(out, name_, labels, nullptr, metric->Value());
+    }
+  }
+}
+
 template class Family<Counter>;
 template class Family<Gauge>;
 template class Family<Histogram>;
 
-Family<Counter>& MetricRegistry::AddCounter(const std::string& name, const std::string& help) {
+template <typename Metric>
+Family<Metric>& MetricRegistry::Register(Family<Metric>* family) {
   std::lock_guard<std::mutex> lock(mu_);
-  counters_.emplace_back(new Family<Counter>(name, help));
-  order_.emplace_back('c', counters_.size() - 1);
-  return *counters_.back();
+  families_.emplace_back(family);
+  return *family;
+}
+
+Family<Counter>& MetricRegistry::AddCounter(const std::string& name, const std::string& help) {
+  return Register(new Family<Counter>(name, help));
 }
 
 Family<Gauge>& MetricRegistry::AddGauge(const std::string& name, const std::string& help) {
-  std::lock_guard<std::mutex> lock(mu_);
-  gauges_.emplace_back(new Family<Gauge>(name, help));
-  order_.emplace_back('g', gauges_.size() - 1);
-  return *gauges_.back();
+  return Register(new Family<Gauge>(name, help));
 }
 
 Family<Histogram>& MetricRegistry::AddHistogram(const std::string& name, const std::string& help,
                                                 std::vector<double> bounds) {
   std::sort(bounds.begin(), bounds.end());
   bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
-  std::lock_guard<std::mutex> lock(mu_);
-  histograms_.emplace_back(new Family<Histogram>(name, help, std::move(bounds)));
-  order_.emplace_back('h', histograms_.size() - 1);
-  return *histograms_.back();
+  return Register(new Family<Histogram>(name, help, std::move(bounds)));
 }
 
 std::string MetricRegistry::Serialize() const {
   std::string out;
   std::lock_guard<std::mutex> lock(mu_);
-  auto simple = [&](const auto& family, const char* type) {
-    std::lock_guard<std::mutex> family_lock(family.mu_);
-    if (family.metrics_.empty()) return;
-    AppendHeader(out, family.name_, family.help_, type);
-    for (const auto& [labels, metric] : family.metrics_) {
-      AppendSample(out, family.name_, labels, nullptr, metric->Value());
-    }
-  };
-  for (auto [kind, i] : order_) {
-    if (kind == 'c') {
-      simple(*counters_[i], "counter");
-    } else if (kind == 'g') {
-      simple(*gauges_[i], "gauge");
-    } else {
-      const Family<Histogram>& family = *histograms_[i];
-      std::lock_guard<std::mutex> family_lock(family.mu_);
-      if (family.metrics_.empty()) continue;
-      AppendHeader(out, family.name_, family.help_, "histogram");
-      for (const auto& [labels, metric] : family.metrics_) {
-        Histogram::Snapshot s = metric->Take();
-        std::pair<std::string, std::string> le{"le", ""};
-        for (size_t b = 0; b <= s.bounds.size(); ++b) {
-          le.second.clear();
-          AppendNumber(le.second, b < s.bounds.size() ? s.bounds[b] : INFINITY);
-          AppendSample(out, family.name_ + "_bucket", labels, &le,
-                       static_cast<double>(s.cumulative[b]));
-        }
-        AppendSample(out, family.name_ + "_sum", labels, nullptr, s.sum);
-        AppendSample(out, family.name_ + "_count", labels, nullptr,
-                     static_cast<double>(s.cumulative.back()));
-      }
-    }
-  }
+  for (const auto& family : families_) family->AppendTo(out);
   return out;
 }
 

@@ -68,12 +68,21 @@ class Histogram {
   double sum_ = 0;
 };
 
+// What the registry keeps of each family: its text, written on demand.
+class MetricFamily {
+ public:
+  virtual ~MetricFamily() = default;
+  // Appends the family's HELP, TYPE and samples (nothing without samples).
+  virtual void AppendTo(std::string& out) const = 0;
+};
+
 template <typename Metric>
-class Family {
+class Family final : public MetricFamily {
  public:
   // The metric with these label values, created on first use. Histograms
   // take their bucket bounds from the family.
   Metric& Add(const MetricLabels& labels);
+  void AppendTo(std::string& out) const override;
 
  private:
   friend class MetricRegistry;
@@ -101,12 +110,11 @@ class MetricRegistry {
   std::string Serialize() const;
 
  private:
+  template <typename Metric>
+  Family<Metric>& Register(Family<Metric>* family);
+
   mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Family<Counter>>> counters_;
-  std::vector<std::unique_ptr<Family<Gauge>>> gauges_;
-  std::vector<std::unique_ptr<Family<Histogram>>> histograms_;
-  // Registration order: (kind, index into the kind's vector).
-  std::vector<std::pair<char, size_t>> order_;
+  std::vector<std::unique_ptr<MetricFamily>> families_;  // in registration order
 };
 
 }  // namespace ds
