@@ -31,20 +31,39 @@ Response WithEtag(Response r, int64_t version) {
   return r;
 }
 
+// A list item written into `w`: tasks directly, the rest through their
+// json::object.
 template <typename T>
-json::value PageJson(const tasks::Page<T>& page) {
-  json::array items;
-  for (const auto& it : page.items) items.push_back(ToJson(it));
-  json::value cursor = nullptr;
-  if (page.next_cursor) cursor = json::string(*page.next_cursor);
-  return json::object{{"items", std::move(items)}, {"next_cursor", cursor}};
+void WriteItem(JsonWriter& w, const T& item) {
+  w.Value(ToJson(item));
+}
+void WriteItem(JsonWriter& w, const tasks::Task& task) {
+  tasks::WriteJson(task, w);
+}
+
+// {"items": [...], "next_cursor": cursor or null}
+template <typename T>
+Response ItemsResponse(const std::vector<T>& items, const std::optional<std::string>& cursor) {
+  Response res;
+  JsonWriter w(res.body);
+  w.BeginObject();
+  w.Key("items");
+  w.BeginArray();
+  for (const auto& it : items) WriteItem(w, it);
+  w.EndArray();
+  w.Member("next_cursor", cursor);
+  w.EndObject();
+  return res;
 }
 
 template <typename T>
-json::value ListJson(const std::vector<T>& v) {
-  json::array items;
-  for (const auto& it : v) items.push_back(ToJson(it));
-  return json::object{{"items", std::move(items)}, {"next_cursor", nullptr}};
+Response PageResponse(const tasks::Page<T>& page) {
+  return ItemsResponse(page.items, page.next_cursor);
+}
+
+template <typename T>
+Response ListResponse(const std::vector<T>& v) {
+  return ItemsResponse(v, std::nullopt);
 }
 
 }  // namespace
@@ -59,7 +78,7 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                if (!Unconfined(req)) {  // a project-bound key sees its project only
                  std::erase_if(list, [&](const auto& p) { return p.id != req.caller->project_id; });
                }
-               return JsonResponse(200, ListJson(list));
+               return ListResponse(list);
              }));
   router.Add("POST", "/api/v1/projects", H([&svc](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
@@ -96,7 +115,7 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                if (limit) f.limit = *limit;
                f.cursor = req.Query("cursor");
                DS_ASSIGN_OR_RETURN(auto page, svc.ListPlans(f));
-               return JsonResponse(200, PageJson(page));
+               return PageResponse(page);
              }));
   router.Add("GET", "/api/v1/plans/{id}", H([&svc](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
@@ -138,7 +157,7 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
   router.Add("GET", "/api/v1/plans/{id}/phases", H([&svc](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
                DS_ASSIGN_OR_RETURN(auto list, svc.ListPhases(req.params["id"]));
-               return JsonResponse(200, ListJson(list));
+               return ListResponse(list);
              }));
   router.Add("GET", "/api/v1/phases/{id}", H([&svc](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
@@ -190,7 +209,7 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                if (limit) f.limit = *limit;
                f.cursor = req.Query("cursor");
                DS_ASSIGN_OR_RETURN(auto page, svc.ListTasks(f));
-               return JsonResponse(200, PageJson(page));
+               return PageResponse(page);
              }));
   router.Add(
       "GET", "/api/v1/tasks", H([&svc](Request& req) -> Result<Response> {
@@ -210,7 +229,7 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
         if (f.plan_id) DS_RETURN_IF_ERROR(svc.GetPlan(*f.plan_id).status());
         if (f.phase_id) DS_RETURN_IF_ERROR(svc.GetPhase(*f.phase_id).status());
         DS_ASSIGN_OR_RETURN(auto page, svc.ListTasks(f));
-        return JsonResponse(200, PageJson(page));
+        return PageResponse(page);
       }));
   router.Add("GET", "/api/v1/tasks/ready", H([&svc](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {"project", "plan_id", "limit"}));
@@ -220,7 +239,7 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                DS_ASSIGN_OR_RETURN(auto limit, QueryInt(req, "limit", 1, 500));
                if (limit) f.limit = *limit;
                DS_ASSIGN_OR_RETURN(auto list, svc.Ready(f));
-               return JsonResponse(200, ListJson(list));
+               return ListResponse(list);
              }));
   engine::TaskWorkflow& workflow = ctx.workflow;
   router.Add("GET", "/api/v1/tasks/{id}", H([&svc, &workflow](Request& req) -> Result<Response> {
@@ -228,15 +247,20 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                DS_ASSIGN_OR_RETURN(auto with_context, QueryBool(req, "with_context"));
                DS_ASSIGN_OR_RETURN(auto context_limit, QueryInt(req, "context_limit", 1, 50));
                DS_ASSIGN_OR_RETURN(auto task, svc.GetTask(req.params["id"]));
-               json::object body = ToJson(task);
+               Response res;
+               JsonWriter w(res.body);
+               w.BeginObject();
+               tasks::WriteJsonMembers(task, w);
                if (with_context.value_or(false)) {
                  DS_ASSIGN_OR_RETURN(auto hits,
                                      workflow.RelevantMemories(task, context_limit.value_or(5)));
-                 json::array context;
-                 for (const auto& h : hits) context.push_back(memory::ToJson(h));
-                 body["context"] = std::move(context);
+                 w.Key("context");
+                 w.BeginArray();
+                 for (const auto& h : hits) w.Value(memory::ToJson(h));
+                 w.EndArray();
                }
-               return WithEtag(JsonResponse(200, body), task.version);
+               w.EndObject();
+               return WithEtag(std::move(res), task.version);
              }));
   router.Add("PATCH", "/api/v1/tasks/{id}", H([&svc](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
@@ -280,7 +304,7 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
   router.Add("GET", "/api/v1/tasks/{id}/events", H([&svc](Request& req) -> Result<Response> {
                DS_RETURN_IF_ERROR(CheckQuery(req, {}));
                DS_ASSIGN_OR_RETURN(auto events, svc.Events(req.params["id"]));
-               return JsonResponse(200, ListJson(events));
+               return ListResponse(events);
              }));
 
   // ---- version, OpenAPI (health: api/health.h) ----

@@ -61,8 +61,40 @@ std::string EncodeStringList(const std::vector<std::string>& v) {
   return json::serialize(ToJsonArray(v));
 }
 
+namespace {
+// The form EncodeStringList writes, when no string needs an escape:
+// ["a","b"] with no whitespace. Anything else (escapes, spaces, other
+// values, bad UTF-8) returns false and goes through the full parser, so both
+// paths agree on every input.
+bool DecodePlainStringList(std::string_view text, std::vector<std::string>& out) {
+  if (text.size() < 2 || text.front() != '[' || text.back() != ']') return false;
+  size_t i = 1;
+  const size_t end = text.size() - 1;
+  if (i == end) return true;
+  for (;;) {
+    if (text[i] != '"') return false;
+    const size_t start = ++i;
+    while (i < end && text[i] != '"') {
+      const auto c = static_cast<unsigned char>(text[i]);
+      if (c < 0x20 || c == '\\') return false;
+      ++i;
+    }
+    if (i >= end) return false;
+    std::string_view item = text.substr(start, i - start);
+    if (!IsValidUtf8(item)) return false;
+    out.emplace_back(item);
+    ++i;
+    if (i == end) return true;
+    if (text[i] != ',') return false;
+    ++i;
+  }
+}
+}  // namespace
+
 std::vector<std::string> DecodeStringList(const std::string& text) {
   std::vector<std::string> out;
+  if (DecodePlainStringList(text, out)) return out;
+  out.clear();
   json::error_code ec;
   json::value v = json::parse(text, ec);
   if (ec || !v.is_array()) return out;
@@ -80,10 +112,27 @@ json::value JsonNumber(double d) {
 }
 
 namespace {
+constexpr char kHex[] = "0123456789abcdef";
+
 // Like json::serialize, but doubles use the shortest round-trip decimal form
-// ("1.039", "0.5") instead of Boost.JSON's exponent form ("1.039E0").
+// ("1.039", "0.5") instead of Boost.JSON's exponent form ("1.039E0"), and
+// nothing is allocated along the way.
 void Serialize(const json::value& v, std::string& out) {
   switch (v.kind()) {
+    case json::kind::null:
+      out += "null";
+      return;
+    case json::kind::bool_:
+      out += v.get_bool() ? "true" : "false";
+      return;
+    case json::kind::int64:
+    case json::kind::uint64: {
+      char buf[24];
+      auto res = v.is_int64() ? std::to_chars(buf, buf + sizeof buf, v.get_int64())
+                              : std::to_chars(buf, buf + sizeof buf, v.get_uint64());
+      out.append(buf, res.ptr);
+      return;
+    }
     case json::kind::double_: {
       double d = v.get_double();
       if (!std::isfinite(d)) {
@@ -95,6 +144,9 @@ void Serialize(const json::value& v, std::string& out) {
       out.append(buf, res.ptr);
       return;
     }
+    case json::kind::string:
+      AppendJsonString(out, v.get_string());
+      return;
     case json::kind::array: {
       out += '[';
       bool first = true;
@@ -112,18 +164,119 @@ void Serialize(const json::value& v, std::string& out) {
       for (const auto& kv : v.get_object()) {
         if (!first) out += ',';
         first = false;
-        out += json::serialize(json::string_view(kv.key()));
+        AppendJsonString(out, kv.key());
         out += ':';
         Serialize(kv.value(), out);
       }
       out += '}';
       return;
     }
-    default:
-      out += json::serialize(v);
   }
 }
 }  // namespace
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  out.reserve(out.size() + s.size() + 2);
+  out += '"';
+  size_t run = 0;  // start of the bytes not yet copied
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    out += '\\';
+    switch (c) {
+      case '"':
+        out += '"';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '\b':
+        out += 'b';
+        break;
+      case '\f':
+        out += 'f';
+        break;
+      case '\n':
+        out += 'n';
+        break;
+      case '\r':
+        out += 'r';
+        break;
+      case '\t':
+        out += 't';
+        break;
+      default:
+        out += "u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xf];
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out += '"';
+}
+
+void JsonWriter::Separate() {
+  if (need_comma_) out_ += ',';
+  need_comma_ = true;
+}
+
+void JsonWriter::Open(char c) {
+  Separate();
+  out_ += c;
+  need_comma_ = false;
+}
+
+void JsonWriter::Close(char c) {
+  out_ += c;
+  need_comma_ = true;
+}
+
+void JsonWriter::Key(std::string_view key) {
+  Separate();
+  AppendJsonString(out_, key);
+  out_ += ':';
+  need_comma_ = false;
+}
+
+void JsonWriter::String(std::string_view s) {
+  Separate();
+  AppendJsonString(out_, s);
+}
+
+void JsonWriter::Int(int64_t v) {
+  Separate();
+  char buf[24];
+  auto res = std::to_chars(buf, buf + sizeof buf, v);
+  out_.append(buf, res.ptr);
+}
+
+void JsonWriter::Double(double d) {
+  Separate();
+  Serialize(json::value(d), out_);
+}
+
+void JsonWriter::Bool(bool b) {
+  Separate();
+  out_ += b ? "true" : "false";
+}
+
+void JsonWriter::Null() {
+  Separate();
+  out_ += "null";
+}
+
+void JsonWriter::Value(const json::value& v) {
+  Separate();
+  Serialize(v, out_);
+}
+
+void JsonWriter::Write(const std::vector<std::string>& list) {
+  BeginArray();
+  for (const auto& s : list) String(s);
+  EndArray();
+}
 
 std::string ToJsonString(const json::value& v) {
   std::string out;

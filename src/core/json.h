@@ -87,6 +87,66 @@ inline json::value OptionalJson(const std::optional<double>& v) {
 
 // Compact serialisation; doubles in shortest round-trip decimal form.
 std::string ToJsonString(const json::value& v);
+
+// `s` as a quoted JSON string appended to `out`, escaped as Boost.JSON's
+// serializer escapes it (\" \\ \b \f \n \r \t, other control bytes as
+// \u00xx; everything else, UTF-8 included, as is).
+void AppendJsonString(std::string& out, std::string_view s);
+
+// JsonWriter appends compact JSON to a string as it goes, without building a
+// json::value first: the hot responses (a task, a page of tasks) are written
+// this way. What it writes is byte for byte what ToJsonString writes for the
+// equivalent value. It places the commas itself; the caller pairs every
+// Begin with its End and writes a Key before each member's value (neither is
+// checked). Not thread-safe.
+class JsonWriter {
+ public:
+  explicit JsonWriter(std::string& out) : out_(out) {}
+
+  void BeginObject() { Open('{'); }
+  void EndObject() { Close('}'); }
+  void BeginArray() { Open('['); }
+  void EndArray() { Close(']'); }
+  void Key(std::string_view key);
+  void String(std::string_view s);
+  void Int(int64_t v);
+  void Double(double d);  // non-finite -> null, as ToJsonString
+  void Bool(bool b);
+  void Null();
+  void Value(const json::value& v);  // any value, as ToJsonString writes it
+
+  // Members whose value may be absent (null) or is a list of strings.
+  template <typename T>
+  void Member(std::string_view key, const T& value) {
+    Key(key);
+    Write(value);
+  }
+
+ private:
+  void Open(char c);
+  void Close(char c);
+  void Separate();  // a comma unless this is the first item or follows a key
+
+  void Write(std::string_view s) { String(s); }
+  void Write(const std::string& s) { String(s); }
+  void Write(const char* s) { String(s); }
+  void Write(bool b) { Bool(b); }
+  void Write(int v) { Int(v); }
+  void Write(int64_t v) { Int(v); }
+  void Write(double d) { Double(d); }
+  void Write(const std::vector<std::string>& list);
+  template <typename T>
+  void Write(const std::optional<T>& v) {
+    if (v) {
+      Write(*v);
+    } else {
+      Null();
+    }
+  }
+
+  std::string& out_;
+  bool need_comma_ = false;
+};
 // The same, indented by two spaces per level with one member per line (for
 // files people read and edit, such as .claude/settings.json).
 std::string ToPrettyJson(const json::value& v);

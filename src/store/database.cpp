@@ -23,8 +23,10 @@ constexpr const char* kUnmappedWriterPragmas = "PRAGMA mmap_size=0; PRAGMA cache
 
 Stmt::~Stmt() {
   if (!stmt_) return;
-  if (cached_) {
-    conn_->Release(stmt_);
+  if (in_use_) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    *in_use_ = false;
   } else {
     sqlite3_finalize(stmt_);
   }
@@ -149,26 +151,15 @@ Result<Stmt> Connection::Prepare(std::string_view sql) {
   auto it = cache_.find(sql);
   if (it != cache_.end() && !it->second.in_use) {
     it->second.in_use = true;
-    return Stmt(it->second.stmt, this, true);
+    return Stmt(it->second.stmt, this, &it->second.in_use);
   }
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                               SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) return LastError("prepare");
-  if (it != cache_.end()) return Stmt(stmt, this, false);
-  cache_.emplace(std::string(sql), CachedStmt{stmt, true});
-  return Stmt(stmt, this, true);
-}
-
-void Connection::Release(sqlite3_stmt* stmt) {
-  sqlite3_reset(stmt);
-  sqlite3_clear_bindings(stmt);
-  for (auto& [sql, c] : cache_) {
-    if (c.stmt == stmt) {
-      c.in_use = false;
-      return;
-    }
-  }
+  if (it != cache_.end()) return Stmt(stmt, this, nullptr);
+  auto added = cache_.emplace(std::string(sql), CachedStmt{stmt, true}).first;
+  return Stmt(stmt, this, &added->second.in_use);
 }
 
 Status Connection::SetMapped(bool mapped) {

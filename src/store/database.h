@@ -32,11 +32,12 @@ class Connection;
 // Bind indices are 1-based, column indices 0-based.
 class Stmt {
  public:
-  // `cached`: the statement belongs to the connection's cache (reset on release)
-  // rather than to this handle (finalized on release).
-  Stmt(sqlite3_stmt* stmt, Connection* conn, bool cached)
-      : stmt_(stmt), conn_(conn), cached_(cached) {}
-  Stmt(Stmt&& other) noexcept : stmt_(other.stmt_), conn_(other.conn_), cached_(other.cached_) {
+  // `in_use`: the cache entry's flag when the statement belongs to the
+  // connection's cache (reset and the flag cleared on release); null when it
+  // belongs to this handle (finalized on release).
+  Stmt(sqlite3_stmt* stmt, Connection* conn, bool* in_use)
+      : stmt_(stmt), conn_(conn), in_use_(in_use) {}
+  Stmt(Stmt&& other) noexcept : stmt_(other.stmt_), conn_(other.conn_), in_use_(other.in_use_) {
     other.stmt_ = nullptr;
   }
   Stmt(const Stmt&) = delete;
@@ -75,7 +76,7 @@ class Stmt {
  private:
   sqlite3_stmt* stmt_;
   Connection* conn_;
-  bool cached_;
+  bool* in_use_;
 };
 
 class Connection {
@@ -111,7 +112,6 @@ class Connection {
  private:
   friend class Stmt;
   explicit Connection(sqlite3* db) : db_(db) {}
-  void Release(sqlite3_stmt* stmt);
 
   struct CachedStmt {
     sqlite3_stmt* stmt;
@@ -120,7 +120,8 @@ class Connection {
   sqlite3* db_;
   bool mapped_ = true;
   // A statement in use (a live Stmt) is not handed out twice: a nested Prepare
-  // of the same SQL gets a private, uncached statement instead.
+  // of the same SQL gets a private, uncached statement instead. A live Stmt
+  // points at its entry's `in_use` (map nodes do not move).
   struct SqlHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }

@@ -356,38 +356,109 @@ json::object ToJson(const Phase& p) {
           {"completed_at", OptionalJson(p.completed_at)}};
 }
 
+namespace {
+
+// The one list of a task's members, in response order, for both outputs
+// below: a json::object (ToJson) and direct text (WriteJson).
+template <typename Out>
+void EmitTask(const Task& t, Out& out) {
+  out.Member("id", t.id);
+  out.Member("phase_id", t.phase_id);
+  out.Member("plan_id", t.plan_id);
+  out.Member("title", t.title);
+  out.Member("description", t.description);
+  out.Member("task_type", t.task_type);
+  out.Member("status", t.status);
+  out.Member("priority", t.priority);
+  out.Member("max_duration_minutes", t.max_duration_minutes);
+  out.Member("estimated_minutes", t.estimated_minutes);
+  out.Member("max_context_tokens", t.max_context_tokens);
+  out.Member("assigned_agent", t.assigned_agent);
+  out.Member("input_files", t.input_files);
+  out.Member("output_files", t.output_files);
+  out.Member("acceptance_criteria", t.acceptance_criteria);
+  out.Member("notes", t.notes);
+  out.Member("error_log", t.error_log);
+  out.Member("retry_count", t.retry_count);
+  out.Member("max_retries", t.max_retries);
+  out.Member("lease_owner", t.lease_owner);
+  out.Member("lease_expires_at", t.lease_expires_at);
+  out.Member("depends_on", t.depends_on);
+  out.Member("version", t.version);
+  out.Member("started_at", t.started_at);
+  out.Member("completed_at", t.completed_at);
+  out.Member("actual_duration_minutes", t.actual_duration_minutes);
+  out.Member("context_tokens_used", t.context_tokens_used);
+  out.Member("created_at", t.created_at);
+  out.Member("updated_at", t.updated_at);
+}
+
+json::value ValueOf(const std::string& s) {
+  return json::string(s);
+}
+json::value ValueOf(int64_t v) {
+  return v;
+}
+json::value ValueOf(const std::vector<std::string>& v) {
+  return ToJsonArray(v);
+}
+template <typename T>
+json::value ValueOf(const std::optional<T>& v) {
+  return OptionalJson(v);
+}
+json::value ValueOf(const std::vector<TaskDependency>& deps) {
+  json::array a;
+  a.reserve(deps.size());
+  for (const auto& d : deps) a.push_back(json::object{{"id", d.id}, {"kind", d.kind}});
+  return a;
+}
+
+struct ObjectOut {
+  json::object obj;
+  template <typename T>
+  void Member(std::string_view key, const T& value) {
+    obj.emplace(key, ValueOf(value));
+  }
+  void Member(std::string_view key, int value) { obj.emplace(key, ValueOf(int64_t{value})); }
+};
+
+struct WriterOut {
+  JsonWriter& w;
+  template <typename T>
+  void Member(std::string_view key, const T& value) {
+    w.Member(key, value);
+  }
+  void Member(std::string_view key, const std::vector<TaskDependency>& deps) {
+    w.Key(key);
+    w.BeginArray();
+    for (const auto& d : deps) {
+      w.BeginObject();
+      w.Member("id", d.id);
+      w.Member("kind", d.kind);
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+};
+
+}  // namespace
+
 json::object ToJson(const Task& t) {
-  json::array deps;
-  for (const auto& d : t.depends_on) deps.push_back(json::object{{"id", d.id}, {"kind", d.kind}});
-  return {{"id", t.id},
-          {"phase_id", t.phase_id},
-          {"plan_id", t.plan_id},
-          {"title", t.title},
-          {"description", t.description},
-          {"task_type", t.task_type},
-          {"status", t.status},
-          {"priority", t.priority},
-          {"max_duration_minutes", t.max_duration_minutes},
-          {"estimated_minutes", t.estimated_minutes},
-          {"max_context_tokens", t.max_context_tokens},
-          {"assigned_agent", OptionalJson(t.assigned_agent)},
-          {"input_files", ToJsonArray(t.input_files)},
-          {"output_files", ToJsonArray(t.output_files)},
-          {"acceptance_criteria", ToJsonArray(t.acceptance_criteria)},
-          {"notes", t.notes},
-          {"error_log", t.error_log},
-          {"retry_count", t.retry_count},
-          {"max_retries", t.max_retries},
-          {"lease_owner", OptionalJson(t.lease_owner)},
-          {"lease_expires_at", OptionalJson(t.lease_expires_at)},
-          {"depends_on", std::move(deps)},
-          {"version", t.version},
-          {"started_at", OptionalJson(t.started_at)},
-          {"completed_at", OptionalJson(t.completed_at)},
-          {"actual_duration_minutes", OptionalJson(t.actual_duration_minutes)},
-          {"context_tokens_used", OptionalJson(t.context_tokens_used)},
-          {"created_at", t.created_at},
-          {"updated_at", t.updated_at}};
+  ObjectOut out;
+  out.obj.reserve(29);  // EmitTask writes 29 members; no rehash while they go in
+  EmitTask(t, out);
+  return std::move(out.obj);
+}
+
+void WriteJsonMembers(const Task& t, JsonWriter& w) {
+  WriterOut out{w};
+  EmitTask(t, out);
+}
+
+void WriteJson(const Task& t, JsonWriter& w) {
+  w.BeginObject();
+  WriteJsonMembers(t, w);
+  w.EndObject();
 }
 
 json::object ToJson(const TaskEvent& e) {

@@ -132,4 +132,11 @@ json::object ToJson(const Phase& p);
 json::object ToJson(const Task& t);
 json::object ToJson(const TaskEvent& e);
 
+// A task as JSON text written straight into `w`: the same bytes as
+// ToJsonString(ToJson(t)), without the json::object (GET by id and task lists
+// are the hottest responses). WriteJsonMembers writes the members only, so a
+// caller can add its own before closing the object.
+void WriteJson(const Task& t, JsonWriter& w);
+void WriteJsonMembers(const Task& t, JsonWriter& w);
+
 }  // namespace ds::tasks

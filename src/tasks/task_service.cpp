@@ -215,8 +215,9 @@ Status LoadTaskDeps(Connection& c, Task* t) {
 }
 
 Result<Task> LoadTask(Connection& c, const std::string& id) {
-  DS_ASSIGN_OR_RETURN(
-      Stmt s, c.Prepare(std::string("SELECT ") + kTaskCols + kTaskFrom + " WHERE t.id = ?"));
+  static const std::string kSql =
+      std::string("SELECT ") + kTaskCols + kTaskFrom + " WHERE t.id = ?";
+  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare(kSql));
   s.Bind(1, id);
   DS_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return Status::NotFound("task " + id + " does not exist");
