@@ -1,6 +1,7 @@
 #include "api/http_server.h"
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -9,7 +10,6 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -35,6 +35,12 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
+// Each connection's socket and timer run on its own strand, named by its
+// concrete type: a type-erased any_io_executor costs a virtual dispatch and a
+// heap copy per operation.
+using Executor = net::strand<net::io_context::executor_type>;
+using Socket = net::basic_stream_socket<tcp, Executor>;
+using Timer = net::basic_waitable_timer<Clock, net::wait_traits<Clock>, Executor>;
 
 // After a response that closes the connection we stop sending and read (and
 // discard) what the client still sends for at most this long, so a client in
@@ -92,29 +98,64 @@ bool IsHttpParseError(const beast::error_code& ec) {
 // One connection. All members are touched only from handlers running on the
 // socket's strand; lifetime is held by the shared_ptr captured in each pending
 // handler, so the session dies when its last operation completes.
+//
+// Timeouts: one deadline per connection, moved as the connection goes from
+// waiting for a header to reading a body to writing a response, and one timer
+// that watches it. Moving the deadline is a store; the timer is re-armed only
+// when it fires early (every `watch_step_` at most). Beast's tcp_stream armed
+// and cancelled a timer for every read and write instead, and each cancel
+// went through the scheduler as a completion of its own.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, ServerState& state) : stream_(std::move(socket)), state_(state) {
+  Session(Socket&& socket, ServerState& state)
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        state_(state),
+        watch_step_(std::chrono::seconds(
+            std::max(1, std::min(state.opts.idle_timeout_s, state.opts.request_timeout_s)))) {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = socket_.remote_endpoint(ec);
     if (!ec) remote_addr_ = ep.address().to_string();
   }
   ~Session() { state_.Remove(this); }
 
   void Start() {
     state_.Add(this, weak_from_this());
-    net::post(stream_.get_executor(), [self = shared_from_this()] { self->DoReadHeader(); });
+    net::post(socket_.get_executor(), [self = shared_from_this()] { self->DoReadHeader(); });
   }
 
   // Called (from any thread) when the server begins a graceful stop.
   void NotifyStop() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] { self->OnServerStop(); });
+    net::post(socket_.get_executor(), [self = shared_from_this()] { self->OnServerStop(); });
   }
   void ForceClose() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] { self->CloseNow(); });
+    net::post(socket_.get_executor(), [self = shared_from_this()] { self->CloseNow(); });
   }
 
  private:
+  // The connection is closed at `now + d` unless the deadline moves first.
+  void SetDeadline(Clock::duration d) {
+    deadline_ = Clock::now() + d;
+    // Only a deadline earlier than the armed expiry needs the timer moved
+    // (lingering); the others are at least watch_step_ away.
+    if (!watching_ || deadline_ < watch_expiry_) Watch();
+  }
+
+  void Watch() {
+    watching_ = true;
+    watch_expiry_ = std::min(deadline_, Clock::now() + watch_step_);
+    timer_.expires_at(watch_expiry_);  // cancels a wait already pending
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) { self->OnWatch(ec); });
+  }
+
+  void OnWatch(beast::error_code ec) {
+    if (ec == net::error::operation_aborted) return;  // re-armed or closed
+    watching_ = false;
+    if (closed_) return;
+    if (Clock::now() >= deadline_) return CloseNow();  // pending I/O fails and ends
+    Watch();
+  }
+
   void DoReadHeader() {
     if (state_.stopping) return CloseNow();
     parser_.emplace();
@@ -127,9 +168,9 @@ class Session : public std::enable_shared_from_this<Session> {
     reading_header_ = true;
     // The whole header must arrive within the idle timeout: this bounds both
     // keep-alive idleness and slowloris-style trickling.
-    stream_.expires_after(std::chrono::seconds(state_.opts.idle_timeout_s));
+    SetDeadline(std::chrono::seconds(state_.opts.idle_timeout_s));
     http::async_read_header(
-        stream_, buffer_, *parser_,
+        socket_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
@@ -155,8 +196,8 @@ class Session : public std::enable_shared_from_this<Session> {
     auto expect = msg[http::field::expect];
     if (beast::iequals(expect, "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      stream_.expires_after(std::chrono::seconds(state_.opts.request_timeout_s));
-      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+      SetDeadline(std::chrono::seconds(state_.opts.request_timeout_s));
+      net::async_write(socket_, net::buffer(kContinue.data(), kContinue.size()),
                        [self = shared_from_this()](beast::error_code wec, size_t) {
                          if (wec) return self->CloseNow();
                          self->DoReadBody();
@@ -167,8 +208,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void DoReadBody() {
-    stream_.expires_after(std::chrono::seconds(state_.opts.request_timeout_s));
-    http::async_read(stream_, buffer_, *parser_,
+    SetDeadline(std::chrono::seconds(state_.opts.request_timeout_s));
+    http::async_read(socket_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        if (ec) return self->OnReadError(ec);
                        self->Handle();
@@ -283,9 +324,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (version == 10 && !close) wire_ += "Connection: keep-alive\r\n";
     wire_ += "\r\n";
     if (!bodiless_status && req_.method != "HEAD") wire_ += res_.body;
-    stream_.expires_after(std::chrono::seconds(state_.opts.request_timeout_s));
+    SetDeadline(std::chrono::seconds(state_.opts.request_timeout_s));
     net::async_write(
-        stream_, net::buffer(wire_),
+        socket_, net::buffer(wire_),
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWrite(ec); });
   }
 
@@ -305,7 +346,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // Closing with unread input makes the kernel send a reset, which can destroy
     // the response before the client reads it; only then is lingering needed.
     beast::error_code aec;
-    if (request_complete_ && buffer_.size() == 0 && stream_.socket().available(aec) == 0 && !aec) {
+    if (request_complete_ && buffer_.size() == 0 && socket_.available(aec) == 0 && !aec) {
       return CloseNow();
     }
     LingeringClose();
@@ -323,15 +364,15 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void LingeringClose() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return CloseNow();
-    stream_.expires_after(kLingerTime);
+    SetDeadline(kLingerTime);
     buffer_.clear();
     DoDrain();
   }
 
   void DoDrain() {
-    stream_.async_read_some(net::buffer(drain_),
+    socket_.async_read_some(net::buffer(drain_),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               self->drained_ += n;
                               if (ec || self->drained_ > kLingerMaxBytes) return self->CloseNow();
@@ -340,13 +381,21 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void CloseNow() {
+    closed_ = true;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    timer_.cancel();
   }
 
-  beast::tcp_stream stream_;
+  Socket socket_;
+  Timer timer_;
   ServerState& state_;
+  const Clock::duration watch_step_;  // the longest wait the timer is armed for
+  Clock::time_point deadline_;
+  Clock::time_point watch_expiry_;
+  bool watching_ = false;  // a timer wait is pending
+  bool closed_ = false;
   std::string remote_addr_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -363,7 +412,7 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 // Best-effort 503 for connections over the limit, written without blocking.
-void RejectConnection(tcp::socket& socket) {
+void RejectConnection(Socket& socket) {
   Request req;
   req.request_id = ChooseRequestId(nullptr);
   req.path = "*";
@@ -507,12 +556,12 @@ class HttpServer::Impl {
   }
 
   void DoAccept() {
-    acceptor_.async_accept(
-        net::make_strand(ioc_),
-        [this](beast::error_code ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
+    acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, Socket socket) {
+      OnAccept(ec, std::move(socket));
+    });
   }
 
-  void OnAccept(beast::error_code ec, tcp::socket socket) {
+  void OnAccept(beast::error_code ec, Socket socket) {
     if (state_.stopping || ec == net::error::operation_aborted) {
       beast::error_code ignored;
       socket.close(ignored);

@@ -668,6 +668,39 @@ TEST_F(HttpServerTest, IdleConnectionTimesOut) {
   EXPECT_TRUE(c.ClosedByPeer(std::chrono::seconds(4)));
 }
 
+TEST_F(HttpServerTest, StalledBodyTimesOutAfterTheRequestTimeout) {
+  ServerOptions opts;
+  opts.request_timeout_s = 1;
+  opts.idle_timeout_s = 30;
+  StartServer(opts);
+  Conn c(server_->port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab"));
+  EXPECT_FALSE(c.ClosedByPeer(std::chrono::milliseconds(300)));  // the body may still come
+  EXPECT_TRUE(c.ClosedByPeer(std::chrono::seconds(4)));
+}
+
+// The idle timeout counts from the last response, not from the connection's
+// start: a connection that keeps asking stays open past it.
+TEST_F(HttpServerTest, BusyKeepAliveConnectionOutlivesTheIdleTimeout) {
+  ServerOptions opts;
+  opts.idle_timeout_s = 1;
+  StartServer(opts);
+  Conn c(server_->port());
+  ASSERT_TRUE(c.connected());
+  const auto start = Clock::now();
+  int answered = 0;
+  while (Clock::now() - start < std::chrono::milliseconds(2500)) {
+    ASSERT_TRUE(c.Send(Get("/api/v1/tasks/x")));
+    auto r = c.Read();
+    ASSERT_TRUE(r) << "no answer after " << answered << " requests";
+    ++answered;
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  }
+  EXPECT_GE(answered, 5);
+  EXPECT_TRUE(c.ClosedByPeer(std::chrono::seconds(4)));  // and idle, it is closed
+}
+
 TEST_F(HttpServerTest, ConnectionsBeyondLimitGet503) {
   ServerOptions opts;
   opts.max_connections = 1;
