@@ -4,6 +4,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 namespace ds {
 
@@ -175,15 +177,37 @@ void Serialize(const json::value& v, std::string& out) {
 }
 }  // namespace
 
+namespace {
+// True when any of the eight bytes of `w` needs an escape: a control byte, '"'
+// or '\\'. (The classic has-zero-byte / has-byte-less-than tests; exact as a
+// yes/no answer, which is all the caller uses.)
+bool AnyByteNeedsEscape(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  const uint64_t below_space = (w - kOnes * 0x20) & ~w & kHigh;
+  const uint64_t quote = w ^ (kOnes * '"');
+  const uint64_t backslash = w ^ (kOnes * '\\');
+  return (below_space | ((quote - kOnes) & ~quote & kHigh) |
+          ((backslash - kOnes) & ~backslash & kHigh)) != 0;
+}
+}  // namespace
+
 void AppendJsonString(std::string& out, std::string_view s) {
   out.reserve(out.size() + s.size() + 2);
   out += '"';
   size_t run = 0;  // start of the bytes not yet copied
-  for (size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
+  size_t i = 0;
+  while (i < s.size()) {
+    // Most text needs no escape: skip it eight bytes at a time.
+    for (uint64_t w; i + 8 <= s.size(); i += 8) {
+      std::memcpy(&w, s.data() + i, 8);
+      if (AnyByteNeedsEscape(w)) break;
+    }
+    if (i >= s.size()) break;
+    const auto c = static_cast<unsigned char>(s[i++]);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s.data() + run, i - run);
-    run = i + 1;
+    out.append(s.data() + run, i - 1 - run);
+    run = i;
     out += '\\';
     switch (c) {
       case '"':

@@ -1,5 +1,7 @@
 #include "store/backup.h"
 
+#include "store/database.h"
+
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -36,6 +38,7 @@ Result<BackupInfo> OnlineBackup(const std::string& source_db, const std::string&
   std::string partial = dest + ".partial";
   fs::remove(partial, ec);
 
+  ConfigureSqliteOnce();
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(source_db.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
   DbHandle src(raw);
@@ -88,6 +91,7 @@ Result<BackupInfo> VerifyBackup(const std::string& path, int max_schema_version)
   if (!fs::is_regular_file(path, ec)) {
     return Status::InvalidArgument(path + " is not a file");
   }
+  ConfigureSqliteOnce();
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
   DbHandle db(raw);
@@ -166,6 +170,7 @@ std::vector<std::string> PruneBackups(const std::string& dir, int keep, int keep
 
 Status RestoreInto(const std::string& backup, const std::string& live_db, int max_schema_version) {
   DS_RETURN_IF_ERROR(VerifyBackup(backup, max_schema_version).status());
+  ConfigureSqliteOnce();
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(backup.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr);
   DbHandle src(raw);

@@ -79,6 +79,13 @@ class Stmt {
   bool* in_use_;
 };
 
+// Process-wide SQLite settings, applied once before SQLite's first use; every
+// place in store/ that opens a database calls it first. Today: no global
+// memory statistics (SQLITE_CONFIG_MEMSTATUS off), which nothing reads and
+// which take one process-wide mutex around every SQLite allocation and free.
+// Thread-safe; a no-op when SQLite was already initialised.
+void ConfigureSqliteOnce();
+
 class Connection {
  public:
   struct Options {

@@ -1,5 +1,7 @@
 #include "store/fts_tokenizer.h"
 
+#include "store/database.h"
+
 #include <limits>
 #include <sstream>
 
@@ -28,6 +30,7 @@ Result<std::unique_ptr<FtsTokenizer>> FtsTokenizer::Open(const std::string& spec
   if (name.empty()) return Status::InvalidArgument("empty tokenizer spec");
   std::unique_ptr<FtsTokenizer> t(new FtsTokenizer());
   for (std::string arg; words >> arg;) t->args_.push_back(arg);
+  ConfigureSqliteOnce();
   if (sqlite3_open_v2(":memory:", &t->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) !=
       SQLITE_OK) {
     return Status::Internal("cannot open an in-memory SQLite connection for the tokenizer");

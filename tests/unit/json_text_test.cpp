@@ -27,6 +27,19 @@ TEST(JsonTextTest, EveryByteIsEscapedAsBoostJsonEscapesIt) {
     s += "z";
     EXPECT_EQ(Quoted(s), json::serialize(json::value(json::string(s)))) << "byte " << b;
   }
+  // Longer text is scanned eight bytes at a time: every byte at every
+  // position of a word, between plain ASCII and between multi-byte UTF-8.
+  for (const char* fill : {"x", "\xc3\xa9"}) {
+    for (int b = 0; b < 256; ++b) {
+      for (size_t pos = 0; pos < 20; ++pos) {
+        std::string s;
+        while (s.size() < 24) s += fill;
+        s.insert(pos, 1, static_cast<char>(b));
+        ASSERT_EQ(Quoted(s), json::serialize(json::value(json::string(s))))
+            << "byte " << b << " at " << pos;
+      }
+    }
+  }
   const std::string mixed = "tab\there \"quoted\" back\\slash \x01\x1f\x7f é ✓ 🙂 </script>";
   EXPECT_EQ(Quoted(mixed), json::serialize(json::value(json::string(mixed))));
   EXPECT_EQ(Quoted(""), "\"\"");
