@@ -8,15 +8,13 @@
 //       in bench/node by `make bench`) loaded into this process's SQLite.
 // Prints median/p99 latency of each, the ratios against the targets
 // (ours >= 5x faster than sqlite-vec; ours <= 1.5x the read-only probe), the
-// recall of sqlite-vec's top-10 against ours, and which target_clones kernel
-// the CPU got. The three are timed interleaved, query by query, so they share
+// recall of sqlite-vec's top-10 against ours, and which kernel set (AVX-512,
+// AVX2, baseline) the CPU got. The three are timed interleaved, query by query, so they share
 // whatever load the machine has. Exit status 1 only on wrong answers, never on
 // a missed target or an unavailable peer (reported in the table instead).
 //
 // The peer's library can be overridden with DEVSTREAM_SQLITE_VEC=/path/vec0.so.
-#include <elf.h>
 #include <immintrin.h>
-#include <link.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -24,19 +22,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include "bench_util.h"
 #include "memory/simd.h"
 #include "memory/vector_index.h"
-
-// GCC's target_clones resolver for DotBatch (a global weak symbol beside the
-// clones). Weak here too, so builds without clones (clang, sanitizers) still link.
-extern "C" void* DsDotBatchResolver() __asm__("_ZN2ds6memory8DotBatchEPKfS2_mmPfm.resolver")
-    __attribute__((weak));
 
 namespace {
 
@@ -136,58 +127,6 @@ std::vector<SumKernel> SumKernels() {
   return out;
 }
 
-// ---- which target_clones kernel did the loader pick? ----
-
-// What GCC's resolver does: the highest-priority clone the CPU supports.
-const char* PredictedClone() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return "avx512f";
-  if (__builtin_cpu_supports("avx2")) return "avx2";
-  return "default";
-}
-
-int CollectMain(dl_phdr_info* info, size_t, void* data) {
-  *static_cast<ElfW(Addr)*>(data) = info->dlpi_addr;  // the first entry is the executable
-  return 1;
-}
-
-// Asks the real resolver and names its answer from our own symbol table.
-// Empty when the binary has no clones or no symbol table.
-std::string ResolvedClone() {
-  if (!DsDotBatchResolver) return "";
-  auto addr = reinterpret_cast<uintptr_t>(DsDotBatchResolver());
-  ElfW(Addr) bias = 0;
-  dl_iterate_phdr(CollectMain, &bias);
-  std::ifstream f("/proc/self/exe", std::ios::binary);
-  std::string img((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (img.size() < sizeof(Elf64_Ehdr)) return "";
-  const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(img.data());
-  if (std::memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-      eh->e_shoff + static_cast<size_t>(eh->e_shnum) * sizeof(Elf64_Shdr) > img.size()) {
-    return "";
-  }
-  const auto* sh = reinterpret_cast<const Elf64_Shdr*>(img.data() + eh->e_shoff);
-  for (int s = 0; s < eh->e_shnum; ++s) {
-    if (sh[s].sh_type != SHT_SYMTAB || sh[s].sh_link >= eh->e_shnum) continue;
-    const Elf64_Shdr& strtab = sh[sh[s].sh_link];
-    if (sh[s].sh_offset + sh[s].sh_size > img.size() ||
-        strtab.sh_offset + strtab.sh_size > img.size()) {
-      return "";
-    }
-    const auto* syms = reinterpret_cast<const Elf64_Sym*>(img.data() + sh[s].sh_offset);
-    size_t count = sh[s].sh_size / sizeof(Elf64_Sym);
-    for (size_t i = 0; i < count; ++i) {
-      if (ELF64_ST_TYPE(syms[i].st_info) != STT_FUNC || syms[i].st_value + bias != addr) continue;
-      if (syms[i].st_name >= strtab.sh_size) continue;
-      std::string name(img.data() + strtab.sh_offset + syms[i].st_name);
-      if (name.find("DotBatch") == std::string::npos) continue;
-      auto dot = name.rfind('.');
-      return dot == std::string::npos ? name : name.substr(dot + 1);
-    }
-  }
-  return "";
-}
-
 // ---- sqlite-vec ----
 
 std::string FindVec0() {
@@ -281,18 +220,8 @@ int main() {
       " %zu queries, 1 thread\n",
       kK, kRows, kDim, static_cast<unsigned long long>(kDataSeed), kQueries);
   ds::bench::PrintMachine(machine);
-  const char* predicted = PredictedClone();
-  std::string resolved = ResolvedClone();
-  std::printf("DotBatch kernel (target_clones): %s", predicted);
-  if (!resolved.empty()) {
-    std::printf(" (resolver confirms: %s%s)", resolved.c_str(),
-                resolved == predicted ? "" : " -- DIFFERS from the cpu_supports prediction");
-  } else if (!DsDotBatchResolver) {
-    std::printf(" (this build has no clones: baseline x86-64 code)");
-    predicted = "default (no clones)";
-  }
-  std::printf("\n");
-  const std::string kernel = resolved.empty() ? predicted : resolved;
+  const std::string kernel = ds::memory::SimdKernelSet();
+  std::printf("similarity kernels: %s\n", kernel.c_str());
 
   // Data and queries.
   double t0 = NowMs();

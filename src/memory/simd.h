@@ -1,6 +1,6 @@
 // Similarity kernels for the exact vector scan. Each kernel is compiled for
-// AVX-512, AVX2 and baseline x86-64 (function multiversioning) and the best
-// one the CPU supports is chosen at load time, so one binary runs everywhere.
+// AVX-512, AVX2 and baseline x86-64, and the best set the CPU supports is
+// chosen on first use (from glibc's CPU data), so one binary runs everywhere.
 // Pure functions; thread-safe.
 #pragma once
 
@@ -25,5 +25,8 @@ void DotBatchInt8(const int8_t* query, const int8_t* rows, size_t dim, size_t co
 float QuantizeInt8(const float* v, size_t n, int8_t* out);
 // A plain scalar reference for tests.
 float DotScalar(const float* a, const float* b, size_t n);
+// The kernel set in use: "avx512f", "avx2" or "baseline" (also for builds
+// compiled without the wider sets: clang, sanitizers).
+const char* SimdKernelSet();
 
 }  // namespace ds::memory
