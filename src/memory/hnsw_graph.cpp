@@ -17,22 +17,26 @@
 namespace ds::memory {
 namespace {
 
-// Inner-product distance (1 - dot) through our multiversioned kernel: hnswlib
-// picks its SIMD at compile time and, without -march, falls back to SSE
-// (profiled at half of all insert time); ours uses AVX-512/AVX2 when present.
+// Inner-product distance (1 - dot) through our SIMD kernel: hnswlib picks its
+// SIMD at compile time and, without -march, falls back to SSE (profiled at
+// half of all insert time); ours uses AVX-512/AVX2 when present.
 class SimdInnerProductSpace : public hnswlib::SpaceInterface<float> {
  public:
-  explicit SimdInnerProductSpace(size_t dim) : dim_(dim) {}
-  size_t get_data_size() override { return dim_ * sizeof(float); }
+  explicit SimdInnerProductSpace(size_t dim) : param_{dim, ActiveDot()} {}
+  size_t get_data_size() override { return param_.dim * sizeof(float); }
   hnswlib::DISTFUNC<float> get_dist_func() override { return &Distance; }
-  void* get_dist_func_param() override { return &dim_; }
+  void* get_dist_func_param() override { return &param_; }
 
  private:
+  struct Param {
+    size_t dim;  // first: hnswlib's getDataByLabel reads the param as a size_t
+    DotFn dot;
+  };
   static float Distance(const void* a, const void* b, const void* param) {
-    size_t dim = *static_cast<const size_t*>(param);
-    return 1.0f - Dot(static_cast<const float*>(a), static_cast<const float*>(b), dim);
+    const auto* p = static_cast<const Param*>(param);
+    return 1.0f - p->dot(static_cast<const float*>(a), static_cast<const float*>(b), p->dim);
   }
-  size_t dim_;
+  Param param_;
 };
 
 // Level 0 of the graph (each node's links and vector, ~1.7 KB at 384 dims)

@@ -123,6 +123,10 @@ void DotBatchInt8(const int8_t* query, const int8_t* rows, size_t dim, size_t co
   Active().dot_batch_int8(query, rows, dim, count, out);
 }
 
+DotFn ActiveDot() {
+  return Active().dot;
+}
+
 const char* SimdKernelSet() {
   return Active().name;
 }

@@ -25,6 +25,11 @@ void DotBatchInt8(const int8_t* query, const int8_t* rows, size_t dim, size_t co
 float QuantizeInt8(const float* v, size_t n, int8_t* out);
 // A plain scalar reference for tests.
 float DotScalar(const float* a, const float* b, size_t n);
+// The Dot kernel of the set in use, for a caller that calls it through a
+// function pointer of its own anyway (the HNSW distance): one indirect call
+// instead of two.
+using DotFn = float (*)(const float* a, const float* b, size_t n);
+DotFn ActiveDot();
 // The kernel set in use: "avx512f", "avx2" or "baseline" (also for builds
 // compiled without the wider sets: clang, sanitizers).
 const char* SimdKernelSet();
