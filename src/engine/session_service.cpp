@@ -49,7 +49,7 @@ Result<Session> LoadSession(Connection& c, const std::string& id,
                             const std::optional<std::string>& project_id = std::nullopt) {
   DS_ASSIGN_OR_RETURN(auto found, FindSession(c, id, project_id));
   if (!found) return Status::NotFound("session " + id + " does not exist");
-  return *found;
+  return std::move(*found);
 }
 
 // The project an external id is looked up in (nullopt: none exists yet).
@@ -182,7 +182,7 @@ Result<std::pair<Session, bool>> SessionService::Start(const SessionInput& in) {
     out.emplace(std::move(s), true);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Result<Session> SessionService::End(const std::string& id,
@@ -208,7 +208,7 @@ Result<Session> SessionService::End(const std::string& id,
     out = std::move(fresh);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Result<Session> SessionService::Get(const std::string& id,
@@ -220,7 +220,7 @@ Result<Session> SessionService::Get(const std::string& id,
     out = std::move(s);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Status SessionService::RecordActivity(const std::string& id) {
@@ -250,7 +250,7 @@ Result<Session> SessionService::Latest(const std::optional<std::string>& project
     return Status::NotFound("no ended session in project " + project.value_or(kDefaultProject));
   }
   if (out->summary.empty()) return Summarize(out->id);
-  return *out;
+  return std::move(*out);
 }
 
 Result<SessionDigest> SessionService::Digest(const std::string& id) {
@@ -333,7 +333,7 @@ Result<Session> SessionService::Summarize(const std::string& id) {
     out = std::move(fresh);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 }  // namespace ds::engine

@@ -648,7 +648,7 @@ Result<Project> TaskService::CreateProject(const std::string& name,
     out = std::move(p);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Result<std::vector<Project>> TaskService::ListProjects() {
@@ -667,7 +667,7 @@ Result<Project> TaskService::GetProject(const std::string& name_or_id) {
     return Status::Ok();
   }));
   if (!out) return Status::NotFound("project \"" + name_or_id + "\" does not exist");
-  return *out;
+  return std::move(*out);
 }
 
 // ---------------- plans ----------------
@@ -709,7 +709,7 @@ Result<Plan> TaskService::GetPlan(const std::string& id) {
     out = std::move(p);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Result<Page<Plan>> TaskService::ListPlans(const PlanFilter& f) {
@@ -788,7 +788,7 @@ Result<Plan> TaskService::UpdatePlan(const std::string& id, const PlanPatch& pat
     out = std::move(fresh);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Status TaskService::DeletePlan(const std::string& id, std::optional<int64_t> expected_version) {
@@ -884,7 +884,7 @@ Result<Phase> TaskService::CreatePhase(const std::string& plan_id, const PhaseIn
     out = std::move(p);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Result<Phase> TaskService::GetPhase(const std::string& id) {
@@ -894,7 +894,7 @@ Result<Phase> TaskService::GetPhase(const std::string& id) {
     out = std::move(p);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Result<std::vector<Phase>> TaskService::ListPhases(const std::string& plan_id) {
@@ -937,7 +937,7 @@ Result<Phase> TaskService::UpdatePhase(const std::string& id, const PhasePatch& 
     out = std::move(fresh);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Status TaskService::DeletePhase(const std::string& id, std::optional<int64_t> expected_version) {
@@ -991,7 +991,7 @@ Result<Task> TaskService::CreateTask(const std::string& phase_id, const TaskInpu
     out = std::move(fresh);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Result<Task> TaskService::GetTask(const std::string& id) {
@@ -1001,7 +1001,7 @@ Result<Task> TaskService::GetTask(const std::string& id) {
     out = std::move(t);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Result<Page<Task>> TaskService::ListTasks(const TaskFilter& f) {
@@ -1092,7 +1092,7 @@ Result<Task> TaskService::UpdateTask(const std::string& id, const TaskPatch& pat
     out = std::move(fresh);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Status TaskService::DeleteTask(const std::string& id, std::optional<int64_t> expected_version) {
@@ -1189,7 +1189,7 @@ Result<Task> TaskService::Transition(const std::string& id, const TransitionInpu
     out = std::move(fresh);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Result<Task> TaskService::AddDependency(const std::string& task_id, const TaskDependency& dep) {
@@ -1226,7 +1226,7 @@ Result<Task> TaskService::AddDependency(const std::string& task_id, const TaskDe
     out = std::move(fresh);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Result<Task> TaskService::RemoveDependency(const std::string& task_id,
@@ -1246,7 +1246,7 @@ Result<Task> TaskService::RemoveDependency(const std::string& task_id,
     out = std::move(fresh);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Result<std::vector<TaskEvent>> TaskService::Events(const std::string& task_id) {
@@ -1355,7 +1355,7 @@ Result<Task> TaskService::Heartbeat(const std::string& id, const HeartbeatInput&
     out = std::move(fresh);
     return Status::Ok();
   }));
-  return *out;
+  return std::move(*out);
 }
 
 Result<ReapResult> TaskService::ReapExpiredLeases() {
