@@ -3,6 +3,7 @@
 #include "api/access.h"
 #include "api/handler_util.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -41,10 +42,15 @@ void WriteItem(JsonWriter& w, const tasks::Task& task) {
   tasks::WriteJson(task, w);
 }
 
+// Room for a typical task's JSON (1-2 KB), so the body is not regrown about
+// eight times while it is written.
+constexpr size_t kTaskJsonReserve = 2048;
+
 // {"items": [...], "next_cursor": cursor or null}
 template <typename T>
 Response ItemsResponse(const std::vector<T>& items, const std::optional<std::string>& cursor) {
   Response res;
+  res.body.reserve(kTaskJsonReserve * std::min<size_t>(items.size() + 1, 64));
   JsonWriter w(res.body);
   w.BeginObject();
   w.Key("items");
@@ -248,6 +254,7 @@ void RegisterRestRoutes(Router& router, RestContext& ctx) {
                DS_ASSIGN_OR_RETURN(auto context_limit, QueryInt(req, "context_limit", 1, 50));
                DS_ASSIGN_OR_RETURN(auto task, svc.GetTask(req.params["id"]));
                Response res;
+               res.body.reserve(kTaskJsonReserve);
                JsonWriter w(res.body);
                w.BeginObject();
                tasks::WriteJsonMembers(task, w);

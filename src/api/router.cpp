@@ -17,6 +17,7 @@ std::vector<std::string_view> SplitPath(std::string_view path) {
   if (!path.empty() && path.front() == '/') path.remove_prefix(1);
   if (!path.empty() && path.back() == '/') path.remove_suffix(1);
   if (path.empty()) return out;
+  out.reserve(static_cast<size_t>(std::count(path.begin(), path.end(), '/')) + 1);
   size_t start = 0;
   while (true) {
     size_t slash = path.find('/', start);
@@ -83,6 +84,7 @@ Response Router::DispatchRoute(Request& req) const {
 
   // Every route whose pattern matches the path, whatever its method.
   std::vector<const Route*> matches;
+  matches.reserve(8);
   for (const Route& r : routes_) {
     if (r.segments.size() != parts.size()) continue;
     bool ok = true;

@@ -2,6 +2,7 @@
 
 #include "core/encoding.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -70,6 +71,7 @@ namespace {
 // paths agree on every input.
 bool DecodePlainStringList(std::string_view text, std::vector<std::string>& out) {
   if (text.size() < 2 || text.front() != '[' || text.back() != ']') return false;
+  out.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), ',')) + 1);
   size_t i = 1;
   const size_t end = text.size() - 1;
   if (i == end) return true;
