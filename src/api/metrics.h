@@ -16,6 +16,7 @@
 // Thread-safety: Observe* and Scrape may run concurrently.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,7 @@ class Metrics {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  const uint64_t id_;  // unique per instance, for ObserveRequest's per-thread cache
 };
 
 void RegisterMetricsRoute(Router& router, Metrics& metrics, std::vector<std::string> allowed);
