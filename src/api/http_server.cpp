@@ -151,7 +151,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWatch(beast::error_code ec) {
     if (ec == net::error::operation_aborted) return;  // re-armed or closed
     watching_ = false;
-    if (closed_) return;
+    if (!socket_.is_open()) return;
     if (Clock::now() >= deadline_) return CloseNow();  // pending I/O fails and ends
     Watch();
   }
@@ -381,7 +381,6 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void CloseNow() {
-    closed_ = true;
     beast::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
@@ -395,7 +394,6 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point deadline_;
   Clock::time_point watch_expiry_;
   bool watching_ = false;  // a timer wait is pending
-  bool closed_ = false;
   std::string remote_addr_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;

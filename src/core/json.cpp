@@ -118,6 +118,13 @@ json::value JsonNumber(double d) {
 namespace {
 constexpr char kHex[] = "0123456789abcdef";
 
+template <typename Integer>
+void AppendInteger(std::string& out, Integer v) {
+  char buf[24];
+  auto res = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, res.ptr);
+}
+
 // Like json::serialize, but doubles use the shortest round-trip decimal form
 // ("1.039", "0.5") instead of Boost.JSON's exponent form ("1.039E0"), and
 // nothing is allocated along the way.
@@ -130,13 +137,11 @@ void Serialize(const json::value& v, std::string& out) {
       out += v.get_bool() ? "true" : "false";
       return;
     case json::kind::int64:
-    case json::kind::uint64: {
-      char buf[24];
-      auto res = v.is_int64() ? std::to_chars(buf, buf + sizeof buf, v.get_int64())
-                              : std::to_chars(buf, buf + sizeof buf, v.get_uint64());
-      out.append(buf, res.ptr);
+      AppendInteger(out, v.get_int64());
       return;
-    }
+    case json::kind::uint64:
+      AppendInteger(out, v.get_uint64());
+      return;
     case json::kind::double_: {
       double d = v.get_double();
       if (!std::isfinite(d)) {
@@ -273,9 +278,7 @@ void JsonWriter::String(std::string_view s) {
 
 void JsonWriter::Int(int64_t v) {
   Separate();
-  char buf[24];
-  auto res = std::to_chars(buf, buf + sizeof buf, v);
-  out_.append(buf, res.ptr);
+  AppendInteger(out_, v);
 }
 
 void JsonWriter::Double(double d) {

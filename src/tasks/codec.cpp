@@ -419,7 +419,6 @@ struct ObjectOut {
   void Member(std::string_view key, const T& value) {
     obj.emplace(key, ValueOf(value));
   }
-  void Member(std::string_view key, int value) { obj.emplace(key, ValueOf(int64_t{value})); }
 };
 
 struct WriterOut {
