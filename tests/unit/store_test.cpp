@@ -133,6 +133,37 @@ TEST(DatabaseTest, WriteRollsBackOnError) {
   EXPECT_EQ(count, 0);
 }
 
+// A cached statement is handed out again once its Stmt is gone, and while it
+// is live a nested Prepare of the same SQL gets a statement of its own.
+TEST(DatabaseTest, CachedStatementsAreReusedAndNeverSharedWhileLive) {
+  auto db = NewMigratedDb();
+  ASSERT_TRUE(db);
+  constexpr const char* kSql = "SELECT value FROM json_each('[1,2,3]')";
+  ASSERT_TRUE(db->Read([&](Connection& c) -> Status {
+                  for (int round = 0; round < 3; ++round) {
+                    DS_ASSIGN_OR_RETURN(Stmt outer, c.Prepare(kSql));
+                    DS_ASSIGN_OR_RETURN(bool row, outer.Step());
+                    EXPECT_TRUE(row);
+                    EXPECT_EQ(outer.Int(0), 1);
+                    {
+                      DS_ASSIGN_OR_RETURN(Stmt inner, c.Prepare(kSql));
+                      int64_t sum = 0;
+                      for (;;) {
+                        DS_ASSIGN_OR_RETURN(bool more, inner.Step());
+                        if (!more) break;
+                        sum += inner.Int(0);
+                      }
+                      EXPECT_EQ(sum, 6);
+                    }
+                    // The outer cursor was not disturbed by the inner one.
+                    DS_ASSIGN_OR_RETURN(row, outer.Step());
+                    EXPECT_TRUE(row);
+                    EXPECT_EQ(outer.Int(0), 2);
+                  }
+                  return Status::Ok();
+                }).ok());
+}
+
 TEST(DatabaseTest, PragmasAreApplied) {
   auto db = NewMigratedDb();
   ASSERT_TRUE(db);
