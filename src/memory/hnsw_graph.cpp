@@ -3,12 +3,12 @@
 #include <hnswlib/hnswlib.h>
 #include <sys/mman.h>
 
-#include <chrono>
-#include <condition_variable>
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <thread>
 #include <unordered_set>
 #include <utility>
 
@@ -44,28 +44,32 @@ class SimdInnerProductSpace : public hnswlib::SpaceInterface<float> {
 // search visits costs a TLB miss, and under virtualisation each miss is a
 // two-dimensional page walk. 2 MiB pages cover the block with a few hundred
 // TLB entries (measured: ANN median at 200k x 384, ef 200, -10%).
-// Transparent huge pages are opt-in (madvise mode, Debian's default): pages
-// first touched after MADV_HUGEPAGE are huge; those already filled (a loaded
-// graph) are converted by MADV_COLLAPSE (Linux >= 6.1), which is slow (0.8 s
-// for 300 MiB in a loaded server), so it runs beside the searches
-// (HnswGraph::Impl::StartCollapse). Advice only: where refused, 4 KiB pages stay.
-constexpr uintptr_t kHugePage = uintptr_t{2} << 20;
-#ifndef MADV_COLLAPSE
-constexpr int MADV_COLLAPSE = 25;  // glibc 2.36's headers predate it
-#endif
+// Transparent huge pages are opt-in (madvise mode, Debian's default), and
+// only pages first touched after MADV_HUGEPAGE become huge. hnswlib fills the
+// block as it loads a graph or grows one (realloc), so afterwards the filled
+// part is copied into a fresh 2 MiB-aligned block advised before the copy:
+// ~0.1 s for 300 MiB, where converting the filled pages in place
+// (MADV_COLLAPSE) took 0.8 s. Advice only: where refused, 4 KiB pages stay.
+constexpr size_t kHugePage = size_t{2} << 20;
 
-// The whole 2 MiB pages inside the level-0 block, up to `elements` nodes.
-std::pair<uintptr_t, uintptr_t> HugePageSpan(const hnswlib::HierarchicalNSW<float>& idx,
-                                             size_t elements) {
-  auto base = reinterpret_cast<uintptr_t>(idx.data_level0_memory_);
-  uintptr_t begin = (base + kHugePage - 1) & ~(kHugePage - 1);
-  uintptr_t end = (base + elements * idx.size_data_per_element_) & ~(kHugePage - 1);
-  return {begin, std::max(begin, end)};
+// A 2 MiB-aligned block of at least `bytes`, advised for huge pages; null if
+// out of memory. hnswlib frees and reallocs it with free/realloc, which
+// aligned_alloc's blocks allow.
+char* AllocateHugePageBlock(size_t bytes) {
+  size_t rounded = (std::max<size_t>(bytes, 1) + kHugePage - 1) & ~(kHugePage - 1);
+  void* block = std::aligned_alloc(kHugePage, rounded);
+  if (block != nullptr) ::madvise(block, rounded, MADV_HUGEPAGE);
+  return static_cast<char*>(block);
 }
 
-void AdviseHugePages(const hnswlib::HierarchicalNSW<float>& idx) {
-  auto [begin, end] = HugePageSpan(idx, idx.max_elements_);
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+// Moves the level-0 block into a fresh huge-page block; on failure it stays.
+// Not safe with concurrent searches or inserts (like hnswlib's own resize).
+void MoveLevel0ToHugePages(hnswlib::HierarchicalNSW<float>& idx) {
+  char* block = AllocateHugePageBlock(idx.max_elements_ * idx.size_data_per_element_);
+  if (block == nullptr) return;
+  std::memcpy(block, idx.data_level0_memory_, idx.cur_element_count * idx.size_data_per_element_);
+  std::free(idx.data_level0_memory_);
+  idx.data_level0_memory_ = block;
 }
 
 }  // namespace
@@ -80,52 +84,7 @@ struct HnswGraph::Impl {
   // Add() runs from several builder threads at once (hnswlib's addPoint is
   // thread-safe for distinct labels; the live set and resizing are not).
   std::mutex add_mu;
-
-  // Converts the filled part of the level-0 block to huge pages on a thread
-  // of its own, 16 MiB at a time, until done or stopped. It waits two
-  // seconds first: a collapse contends for the address space with page
-  // faults elsewhere in the process, and at start-up those are the keyword
-  // index and row loads (collapsing at once delayed a 100k x 768 server's
-  // ready from 1.0 to 1.75 s); a one-shot command exits before it begins.
-  // The block must not move meanwhile: StopCollapse() before a resize or
-  // destruction.
-  void StartCollapse();
-  void StopCollapse();
-  std::thread collapser;
-  std::mutex collapse_mu;
-  std::condition_variable collapse_cv;
-  bool stop_collapse = false;  // guarded by collapse_mu
 };
-
-void HnswGraph::Impl::StartCollapse() {
-  StopCollapse();
-  auto [begin, end] = HugePageSpan(*index, index->cur_element_count);
-  if (end <= begin) return;
-  {
-    std::lock_guard<std::mutex> lock(collapse_mu);
-    stop_collapse = false;
-  }
-  collapser = std::thread([this, begin = begin, end = end] {
-    constexpr auto kDelay = std::chrono::seconds(2);
-    constexpr uintptr_t kStep = 8 * kHugePage;
-    std::unique_lock<std::mutex> lock(collapse_mu);
-    if (collapse_cv.wait_for(lock, kDelay, [&] { return stop_collapse; })) return;
-    for (uintptr_t at = begin; at < end && !stop_collapse; at += kStep) {
-      lock.unlock();
-      ::madvise(reinterpret_cast<void*>(at), std::min(kStep, end - at), MADV_COLLAPSE);
-      lock.lock();
-    }
-  });
-}
-
-void HnswGraph::Impl::StopCollapse() {
-  {
-    std::lock_guard<std::mutex> lock(collapse_mu);
-    stop_collapse = true;
-  }
-  collapse_cv.notify_all();
-  if (collapser.joinable()) collapser.join();
-}
 
 HnswGraph::HnswGraph(int dim, HnswParams params, size_t initial_capacity)
     : impl_(std::make_unique<Impl>(dim, params)) {
@@ -133,12 +92,10 @@ HnswGraph::HnswGraph(int dim, HnswParams params, size_t initial_capacity)
       &impl_->space, std::max<size_t>(initial_capacity, 1024), static_cast<size_t>(params.m),
       static_cast<size_t>(params.ef_construction));
   impl_->index->ef_ = static_cast<size_t>(params.ef_search);
-  AdviseHugePages(*impl_->index);
+  MoveLevel0ToHugePages(*impl_->index);
 }
 
-HnswGraph::~HnswGraph() {
-  impl_->StopCollapse();
-}
+HnswGraph::~HnswGraph() = default;
 
 Result<std::unique_ptr<HnswGraph>> HnswGraph::Load(const std::string& path, int dim,
                                                    HnswParams params) {
@@ -153,8 +110,7 @@ Result<std::unique_ptr<HnswGraph>> HnswGraph::Load(const std::string& path, int 
     }
     g->impl_->index->ef_ = static_cast<size_t>(params.ef_search);
     auto& idx = *g->impl_->index;
-    AdviseHugePages(idx);
-    g->impl_->StartCollapse();
+    MoveLevel0ToHugePages(idx);
     for (size_t i = 0; i < idx.cur_element_count; ++i) {
       auto internal = static_cast<hnswlib::tableint>(i);
       if (!idx.isMarkedDeleted(internal)) {
@@ -184,10 +140,8 @@ Status HnswGraph::Add(int64_t label, const float* vec) {
     {
       std::lock_guard<std::mutex> lock(impl_->add_mu);
       if (!impl_->live.count(label) && idx.cur_element_count >= idx.max_elements_) {
-        impl_->StopCollapse();  // the block moves
         idx.resizeIndex(idx.max_elements_ * 2);
-        AdviseHugePages(idx);
-        impl_->StartCollapse();
+        MoveLevel0ToHugePages(idx);
       }
     }
     idx.addPoint(vec, static_cast<hnswlib::labeltype>(label));

@@ -3,10 +3,9 @@
 // the partition's vectors, so exact re-ranking and brute-force fallbacks read
 // from it (Vector()). Labels are memory ids. Deleted labels are marked (hnswlib
 // markDelete) and skipped by searches; re-adding a label updates it in place.
-// No hnswlib exception escapes: failures become Status. The storage is
-// advised onto transparent huge pages; a loaded or resized graph converts the
-// pages already filled on a thread of its own (see hnsw_graph.cpp), which a
-// resize or the destructor stops first.
+// No hnswlib exception escapes: failures become Status. The vectors and
+// links live on transparent huge pages where the kernel grants them: a loaded
+// or resized graph is copied into a freshly advised block (hnsw_graph.cpp).
 // Thread-safety: Search/Vector/ForEach may run concurrently with each other;
 // Add may run concurrently with Add for distinct labels (parallel builds);
 // otherwise Add/Remove/Save need exclusive access (VectorIndex's lock).

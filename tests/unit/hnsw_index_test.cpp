@@ -6,6 +6,7 @@
 #include <random>
 
 #include "memory/embedder.h"
+#include "memory/hnsw_graph.h"
 #include "memory/memory_service.h"
 #include "memory/vector_index.h"
 #include "test_util.h"
@@ -230,6 +231,35 @@ TEST(HnswIndexTest, OtherProcessWritesReachTheIndex) {
   r = reader.Search(q);
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->hits.empty()) << "archived elsewhere: must leave this index too";
+}
+
+// The graph's block moves when it grows past its capacity and when it is
+// loaded (onto huge pages): every vector and link must survive each move.
+TEST(HnswGraphTest, VectorsAndSearchSurviveGrowthAndReload) {
+  constexpr int kDim = 24;
+  constexpr int kN = 2500;  // past the initial capacity (1024) twice
+  HnswGraph graph(kDim, HnswParams{}, 1);
+  std::mt19937 rng(11);
+  std::vector<std::vector<float>> vecs;
+  for (int i = 0; i < kN; ++i) {
+    vecs.push_back(RandomUnit(rng, kDim));
+    ASSERT_TRUE(graph.Add(i + 100, vecs.back().data()).ok());
+  }
+  EXPECT_GE(graph.capacity(), static_cast<size_t>(kN));
+  std::string path = ds::testing::TempDir() + "/graph.hnsw";
+  ASSERT_TRUE(graph.Save(path).ok());
+  auto loaded = HnswGraph::Load(path, kDim, HnswParams{});
+  ASSERT_TRUE(loaded.ok());
+  for (const HnswGraph* g : {&graph, loaded.value().get()}) {
+    EXPECT_EQ(g->size(), static_cast<size_t>(kN));
+    int self_first = 0;
+    for (int i = 0; i < kN; ++i) {
+      EXPECT_EQ(g->Vector(i + 100), vecs[static_cast<size_t>(i)]) << i;
+      auto hits = g->Search(vecs[static_cast<size_t>(i)].data(), 1);
+      if (!hits.empty() && hits[0].first == i + 100) ++self_first;
+    }
+    EXPECT_GE(self_first, kN * 99 / 100);
+  }
 }
 
 }  // namespace
