@@ -1,18 +1,71 @@
 #include "memory/hnsw_graph.h"
 
-#include <hnswlib/hnswlib.h>
 #include <sys/mman.h>
 
+// Every standard header hnswlib includes comes first, so that the malloc
+// redirection around hnswlib below reaches hnswlib's own code only.
+#include <x86intrin.h>
 #include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <list>
 #include <mutex>
+#include <queue>
+#include <random>
+#include <stdexcept>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "memory/simd.h"
+
+namespace ds::memory {
+namespace {
+
+// Level 0 of the graph (each node's links and vector, ~1.7 KB at 384 dims)
+// is read at random by every search: with 4 KiB pages nearly every node a
+// search visits costs a TLB miss, and under virtualisation each miss is a
+// two-dimensional page walk. 2 MiB pages cover the block with a few hundred
+// TLB entries (measured: ANN median at 200k x 384, ef 200, -10%).
+// Transparent huge pages are opt-in (madvise mode, Debian's default), and
+// only pages first touched after MADV_HUGEPAGE become huge, while hnswlib
+// allocates the block with malloc and fills it at once when it loads a graph
+// (it has no allocator hook). So hnswlib's malloc calls are redirected to
+// AllocateForHnswlib, which gives blocks of 2 MiB and more a 2 MiB-aligned,
+// advised block: a loaded graph lands on huge pages as it is read, with
+// fewer page faults than on small pages. (Converting the filled pages
+// afterwards, MADV_COLLAPSE, took 0.8 s for 300 MiB; copying them into a
+// fresh block added 0.3 s to a server's start.) Advice only: where the
+// kernel refuses, 4 KiB pages stay.
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// A 2 MiB-aligned block of at least `bytes`, advised for huge pages; null if
+// out of memory. free() and realloc() accept it, as hnswlib needs.
+char* AllocateHugePageBlock(size_t bytes) {
+  size_t rounded = (std::max<size_t>(bytes, 1) + kHugePage - 1) & ~(kHugePage - 1);
+  void* block = std::aligned_alloc(kHugePage, rounded);
+  if (block != nullptr) ::madvise(block, rounded, MADV_HUGEPAGE);
+  return static_cast<char*>(block);
+}
+
+void* AllocateForHnswlib(size_t bytes) {
+  return bytes < kHugePage ? std::malloc(bytes) : AllocateHugePageBlock(bytes);
+}
+
+}  // namespace
+}  // namespace ds::memory
+
+#define malloc(bytes) ::ds::memory::AllocateForHnswlib(bytes)
+#include <hnswlib/hnswlib.h>
+#undef malloc
 
 namespace ds::memory {
 namespace {
@@ -39,31 +92,10 @@ class SimdInnerProductSpace : public hnswlib::SpaceInterface<float> {
   Param param_;
 };
 
-// Level 0 of the graph (each node's links and vector, ~1.7 KB at 384 dims)
-// is read at random by every search: with 4 KiB pages nearly every node a
-// search visits costs a TLB miss, and under virtualisation each miss is a
-// two-dimensional page walk. 2 MiB pages cover the block with a few hundred
-// TLB entries (measured: ANN median at 200k x 384, ef 200, -10%).
-// Transparent huge pages are opt-in (madvise mode, Debian's default), and
-// only pages first touched after MADV_HUGEPAGE become huge. hnswlib fills the
-// block as it loads a graph or grows one (realloc), so afterwards the filled
-// part is copied into a fresh 2 MiB-aligned block advised before the copy:
-// ~0.1 s for 300 MiB, where converting the filled pages in place
-// (MADV_COLLAPSE) took 0.8 s. Advice only: where refused, 4 KiB pages stay.
-constexpr size_t kHugePage = size_t{2} << 20;
-
-// A 2 MiB-aligned block of at least `bytes`, advised for huge pages; null if
-// out of memory. hnswlib frees and reallocs it with free/realloc, which
-// aligned_alloc's blocks allow.
-char* AllocateHugePageBlock(size_t bytes) {
-  size_t rounded = (std::max<size_t>(bytes, 1) + kHugePage - 1) & ~(kHugePage - 1);
-  void* block = std::aligned_alloc(kHugePage, rounded);
-  if (block != nullptr) ::madvise(block, rounded, MADV_HUGEPAGE);
-  return static_cast<char*>(block);
-}
-
-// Moves the level-0 block into a fresh huge-page block; on failure it stays.
-// Not safe with concurrent searches or inserts (like hnswlib's own resize).
+// Moves the level-0 block into a fresh huge-page block after hnswlib's
+// resize, whose realloc may move it to an address that is not 2 MiB-aligned;
+// on failure it stays. Not safe with concurrent searches or inserts (like the
+// resize itself).
 void MoveLevel0ToHugePages(hnswlib::HierarchicalNSW<float>& idx) {
   char* block = AllocateHugePageBlock(idx.max_elements_ * idx.size_data_per_element_);
   if (block == nullptr) return;
@@ -92,7 +124,6 @@ HnswGraph::HnswGraph(int dim, HnswParams params, size_t initial_capacity)
       &impl_->space, std::max<size_t>(initial_capacity, 1024), static_cast<size_t>(params.m),
       static_cast<size_t>(params.ef_construction));
   impl_->index->ef_ = static_cast<size_t>(params.ef_search);
-  MoveLevel0ToHugePages(*impl_->index);
 }
 
 HnswGraph::~HnswGraph() = default;
@@ -110,7 +141,6 @@ Result<std::unique_ptr<HnswGraph>> HnswGraph::Load(const std::string& path, int 
     }
     g->impl_->index->ef_ = static_cast<size_t>(params.ef_search);
     auto& idx = *g->impl_->index;
-    MoveLevel0ToHugePages(idx);
     for (size_t i = 0; i < idx.cur_element_count; ++i) {
       auto internal = static_cast<hnswlib::tableint>(i);
       if (!idx.isMarkedDeleted(internal)) {

@@ -4,8 +4,9 @@
 // from it (Vector()). Labels are memory ids. Deleted labels are marked (hnswlib
 // markDelete) and skipped by searches; re-adding a label updates it in place.
 // No hnswlib exception escapes: failures become Status. The vectors and
-// links live on transparent huge pages where the kernel grants them: a loaded
-// or resized graph is copied into a freshly advised block (hnsw_graph.cpp).
+// links live on transparent huge pages where the kernel grants them:
+// hnswlib's large blocks are allocated advised, so a loaded graph lands on
+// them as it is read, and a resized one is copied onto them (hnsw_graph.cpp).
 // Thread-safety: Search/Vector/ForEach may run concurrently with each other;
 // Add may run concurrently with Add for distinct labels (parallel builds);
 // otherwise Add/Remove/Save need exclusive access (VectorIndex's lock).
