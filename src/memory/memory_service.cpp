@@ -480,8 +480,8 @@ std::optional<SidecarInfo> ReadSidecarInfo(const std::string& path) {
 }  // namespace
 
 Status MemoryService::LoadKeywordIndex(int64_t* head) {
-  // Unmapped for the same reason as the vector scan below.
-  return db_.ReadUnmapped([&](Connection& c) -> Status {
+  // A scan, for the same reasons as the vector scan in LoadIndex.
+  return db_.ReadScan([&](Connection& c) -> Status {
     DS_ASSIGN_OR_RETURN(*head, ChangeLogHead(c));
     DS_ASSIGN_OR_RETURN(
         Stmt s, c.Prepare("SELECT id, project_id, content, keywords, content_type, archived,"
@@ -531,9 +531,9 @@ Status MemoryService::LoadIndex(Indexes indexes) {
   int64_t head = 0;
   int64_t replay_from = INT64_MAX;
   int64_t generation = 0;
-  // Unmapped: the scan reads every vector once; mapped, those pages would
-  // stay resident beside the index's own copy.
-  DS_RETURN_IF_ERROR(db_.ReadUnmapped([&](Connection& c) -> Status {
+  // A scan: it reads every vector once, through a mapping dropped at its end
+  // (left mapped, those pages would stay resident beside the index's copy).
+  DS_RETURN_IF_ERROR(db_.ReadScan([&](Connection& c) -> Status {
     DS_ASSIGN_OR_RETURN(head, ChangeLogHead(c));
     DS_ASSIGN_OR_RETURN(generation, RestoreGeneration(c));
     // Large partitions: try their persisted graphs first.

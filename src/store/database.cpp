@@ -289,14 +289,19 @@ Status Database::WithWriter(const std::function<Status(Connection&)>& fn) {
 }
 
 Status Database::Read(const std::function<Status(Connection&)>& fn) {
-  return ReadWith(/*unmapped=*/false, fn);
+  return ReadWith(ReadMode::kMapped, fn);
 }
 
 Status Database::ReadUnmapped(const std::function<Status(Connection&)>& fn) {
-  return ReadWith(/*unmapped=*/true, fn);
+  return ReadWith(ReadMode::kUnmapped, fn);
 }
 
-Status Database::ReadWith(bool unmapped, const std::function<Status(Connection&)>& fn) {
+Status Database::ReadScan(const std::function<Status(Connection&)>& fn) {
+  return ReadWith(ReadMode::kScan, fn);
+}
+
+Status Database::ReadWith(ReadMode mode, const std::function<Status(Connection&)>& fn) {
+  const bool unmapped = mode == ReadMode::kUnmapped;
   std::unique_ptr<Connection> conn;
   {
     std::unique_lock<std::mutex> lock(pool_mu_);
@@ -332,6 +337,7 @@ Status Database::ReadWith(bool unmapped, const std::function<Status(Connection&)
     st = fn(*conn);
     RunCached(*conn, "COMMIT").ok();
   }
+  if (mode == ReadMode::kScan) conn->SetMapped(false).ok();
   {
     std::lock_guard<std::mutex> lock(pool_mu_);
     idle_readers_.push_back(std::move(conn));

@@ -153,20 +153,25 @@ class Database {
   Status Write(const std::function<Status(Connection&)>& fn);
   // Runs `fn` inside a read transaction on a pooled reader (a consistent snapshot).
   Status Read(const std::function<Status(Connection&)>& fn);
-  // The same for a read that streams through much of the file once (loading
-  // the indexes) or touches scattered rows (a search's hits): without memory
-  // mapping, so the pages it reads stay in the OS page cache and do not count
-  // as this process's resident memory once per connection. Readers keep
-  // their mode between reads, and each read prefers an idle reader already
-  // in the mode it wants.
+  // The same for a read that touches scattered rows (a search's hits):
+  // without memory mapping, so the pages it reads stay in the OS page cache
+  // and do not count as this process's resident memory once per connection.
+  // Readers keep their mode between reads, and each read prefers an idle
+  // reader already in the mode it wants.
   Status ReadUnmapped(const std::function<Status(Connection&)>& fn);
+  // The same for a read that streams through much of the file once (loading
+  // the indexes at start): mapped while it runs, which saves a pread call and
+  // a copy per page, and unmapped when it ends, so the pages it touched do not
+  // stay resident in this process either.
+  Status ReadScan(const std::function<Status(Connection&)>& fn);
 
   // Writer access outside a transaction (migrations that manage their own, VACUUM...).
   Status WithWriter(const std::function<Status(Connection&)>& fn);
 
  private:
   Database() = default;
-  Status ReadWith(bool unmapped, const std::function<Status(Connection&)>& fn);
+  enum class ReadMode { kMapped, kUnmapped, kScan };
+  Status ReadWith(ReadMode mode, const std::function<Status(Connection&)>& fn);
 
   std::string path_;
   Options opts_;

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "store/database.h"
@@ -162,6 +164,50 @@ TEST(DatabaseTest, CachedStatementsAreReusedAndNeverSharedWhileLive) {
                   }
                   return Status::Ok();
                 }).ok());
+}
+
+// Whether this process has `path` memory-mapped (SQLite's mmap of the file).
+bool FileIsMapped(const std::string& path) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (line.size() >= path.size() &&
+        line.compare(line.size() - path.size(), path.size(), path) == 0)
+      return true;
+  }
+  return false;
+}
+
+TEST(DatabaseTest, ScanReadsThroughAMappingItDropsAtTheEnd) {
+  std::string path;
+  auto db = NewMigratedDb(&path);
+  ASSERT_TRUE(db);
+  // Pages still in the WAL are read from it, never through the mapping.
+  ASSERT_TRUE(
+      db->WithWriter([](Connection& c) { return c.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); }).ok());
+  ASSERT_FALSE(FileIsMapped(path));
+  ASSERT_TRUE(db->ReadScan([&](Connection& c) -> Status {
+                  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT count(*) FROM sqlite_master"));
+                  DS_ASSIGN_OR_RETURN(bool row, s.Step());
+                  EXPECT_TRUE(row);
+                  EXPECT_GT(s.Int(0), 0);
+                  EXPECT_TRUE(c.mapped());
+                  EXPECT_TRUE(FileIsMapped(path));
+                  return Status::Ok();
+                }).ok());
+  EXPECT_FALSE(FileIsMapped(path));
+  // The same reader serves later reads, mapped or not.
+  ASSERT_TRUE(db->ReadUnmapped([&](Connection& c) -> Status {
+                  EXPECT_FALSE(c.mapped());
+                  return Status::Ok();
+                }).ok());
+  ASSERT_TRUE(db->Read([&](Connection& c) -> Status {
+                  DS_ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT count(*) FROM sqlite_master"));
+                  DS_RETURN_IF_ERROR(s.Step().status());
+                  EXPECT_TRUE(c.mapped());
+                  return Status::Ok();
+                }).ok());
+  EXPECT_TRUE(FileIsMapped(path));
 }
 
 TEST(DatabaseTest, PragmasAreApplied) {
