@@ -4,7 +4,6 @@
 
 // Every standard header hnswlib includes comes first, so that the malloc
 // redirection around hnswlib below reaches hnswlib's own code only.
-#include <x86intrin.h>
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -24,6 +23,9 @@
 #include <unordered_set>
 #include <utility>
 #include <vector>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>  // hnswlib's SSE code
+#endif
 
 #include "memory/simd.h"
 
