@@ -1,5 +1,6 @@
 #include "memory/hnsw_graph.h"
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 // Every standard header hnswlib includes comes first, so that the malloc
@@ -40,17 +41,18 @@ namespace {
 // Transparent huge pages are opt-in (madvise mode, Debian's default), and
 // only pages first touched after MADV_HUGEPAGE become huge, while hnswlib
 // allocates the block with malloc and fills it at once when it loads a graph
-// (it has no allocator hook). So hnswlib's malloc calls are redirected to
-// AllocateForHnswlib, which gives blocks of 2 MiB and more a 2 MiB-aligned,
-// advised block: a loaded graph lands on huge pages as it is read, with
-// fewer page faults than on small pages. (Converting the filled pages
+// (it has no allocator hook). So hnswlib's malloc and realloc calls are
+// redirected to AllocateForHnswlib and ReallocateForHnswlib, which give
+// blocks of 2 MiB and more a 2 MiB-aligned, advised block: a loaded graph
+// lands on huge pages as it is read, with fewer page faults than on small
+// pages, and a grown one as it is copied. (Converting the filled pages
 // afterwards, MADV_COLLAPSE, took 0.8 s for 300 MiB; copying them into a
 // fresh block added 0.3 s to a server's start.) Advice only: where the
 // kernel refuses, 4 KiB pages stay.
 constexpr size_t kHugePage = size_t{2} << 20;
 
 // A 2 MiB-aligned block of at least `bytes`, advised for huge pages; null if
-// out of memory. free() and realloc() accept it, as hnswlib needs.
+// out of memory. free() accepts it, as hnswlib needs.
 char* AllocateHugePageBlock(size_t bytes) {
   size_t rounded = (std::max<size_t>(bytes, 1) + kHugePage - 1) & ~(kHugePage - 1);
   void* block = std::aligned_alloc(kHugePage, rounded);
@@ -62,11 +64,27 @@ void* AllocateForHnswlib(size_t bytes) {
   return bytes < kHugePage ? std::malloc(bytes) : AllocateHugePageBlock(bytes);
 }
 
+// realloc's contract (on failure null, and `block` stays valid), with large
+// results on huge pages: realloc itself may move a block to an address that
+// is not 2 MiB-aligned.
+void* ReallocateForHnswlib(void* block, size_t bytes) {
+  if (bytes < kHugePage) return std::realloc(block, bytes);
+  char* moved = AllocateHugePageBlock(bytes);
+  if (moved == nullptr) return nullptr;
+  if (block != nullptr) {
+    std::memcpy(moved, block, std::min(::malloc_usable_size(block), bytes));
+    std::free(block);
+  }
+  return moved;
+}
+
 }  // namespace
 }  // namespace ds::memory
 
 #define malloc(bytes) ::ds::memory::AllocateForHnswlib(bytes)
+#define realloc(block, bytes) ::ds::memory::ReallocateForHnswlib(block, bytes)
 #include <hnswlib/hnswlib.h>
+#undef realloc
 #undef malloc
 
 namespace ds::memory {
@@ -93,18 +111,6 @@ class SimdInnerProductSpace : public hnswlib::SpaceInterface<float> {
   }
   Param param_;
 };
-
-// Moves the level-0 block into a fresh huge-page block after hnswlib's
-// resize, whose realloc may move it to an address that is not 2 MiB-aligned;
-// on failure it stays. Not safe with concurrent searches or inserts (like the
-// resize itself).
-void MoveLevel0ToHugePages(hnswlib::HierarchicalNSW<float>& idx) {
-  char* block = AllocateHugePageBlock(idx.max_elements_ * idx.size_data_per_element_);
-  if (block == nullptr) return;
-  std::memcpy(block, idx.data_level0_memory_, idx.cur_element_count * idx.size_data_per_element_);
-  std::free(idx.data_level0_memory_);
-  idx.data_level0_memory_ = block;
-}
 
 }  // namespace
 
@@ -173,7 +179,6 @@ Status HnswGraph::Add(int64_t label, const float* vec) {
       std::lock_guard<std::mutex> lock(impl_->add_mu);
       if (!impl_->live.count(label) && idx.cur_element_count >= idx.max_elements_) {
         idx.resizeIndex(idx.max_elements_ * 2);
-        MoveLevel0ToHugePages(idx);
       }
     }
     idx.addPoint(vec, static_cast<hnswlib::labeltype>(label));

@@ -236,9 +236,12 @@ TEST(HnswIndexTest, OtherProcessWritesReachTheIndex) {
 // The graph's block moves when it grows past its capacity and when it is
 // loaded (onto huge pages): every vector and link must survive each move.
 TEST(HnswGraphTest, VectorsAndSearchSurviveGrowthAndReload) {
-  constexpr int kDim = 24;
-  constexpr int kN = 2500;  // past the initial capacity (1024) twice
-  HnswGraph graph(kDim, HnswParams{}, 1);
+  constexpr int kDim = 512;  // ~2.2 KB per node: the blocks are 2 MiB and more
+  constexpr int kN = 1300;   // past the initial capacity (1024)
+  HnswParams params;
+  params.ef_construction = 32;
+  params.ef_search = 32;
+  HnswGraph graph(kDim, params, 1);
   std::mt19937 rng(11);
   std::vector<std::vector<float>> vecs;
   for (int i = 0; i < kN; ++i) {
@@ -248,7 +251,7 @@ TEST(HnswGraphTest, VectorsAndSearchSurviveGrowthAndReload) {
   EXPECT_GE(graph.capacity(), static_cast<size_t>(kN));
   std::string path = ds::testing::TempDir() + "/graph.hnsw";
   ASSERT_TRUE(graph.Save(path).ok());
-  auto loaded = HnswGraph::Load(path, kDim, HnswParams{});
+  auto loaded = HnswGraph::Load(path, kDim, params);
   ASSERT_TRUE(loaded.ok());
   for (const HnswGraph* g : {&graph, loaded.value().get()}) {
     EXPECT_EQ(g->size(), static_cast<size_t>(kN));
