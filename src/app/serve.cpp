@@ -75,6 +75,10 @@ int RunServe(const Settings& settings) {
   if (!opened.ok()) return Error(opened.status());
   Services& sv = **opened;
   engine::JobQueue& queue = *sv.jobs;
+  // Request and worker threads read concurrently from here on.
+  if (Status anchored = sv.db->AnchorReads(); !anchored.ok()) {
+    LogWarn("reads run without the WAL read-lock anchor", {{"error", anchored.message()}});
+  }
 
   if (http) {
     auto load_start = std::chrono::steady_clock::now();

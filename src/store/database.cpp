@@ -269,10 +269,27 @@ Status BeginWithRetry(Connection& conn, std::string_view begin) {
   }
   return st;
 }
+
+// Keeps the read anchor closed for the lifetime of a write.
+class AnchorWriteScope {
+ public:
+  explicit AnchorWriteScope(ReadLockAnchor* anchor) : anchor_(anchor) {
+    if (anchor_) anchor_->BeginWrite();
+  }
+  ~AnchorWriteScope() {
+    if (anchor_) anchor_->EndWrite();
+  }
+  AnchorWriteScope(const AnchorWriteScope&) = delete;
+  AnchorWriteScope& operator=(const AnchorWriteScope&) = delete;
+
+ private:
+  ReadLockAnchor* anchor_;
+};
 }  // namespace
 
 Status Database::Write(const std::function<Status(Connection&)>& fn) {
   std::lock_guard<std::mutex> lock(writer_mu_);
+  AnchorWriteScope anchor_closed(anchor_.get());
   DS_RETURN_IF_ERROR(BeginWithRetry(*writer_, "BEGIN IMMEDIATE"));
   Status st = fn(*writer_);
   if (st.ok()) {
@@ -285,7 +302,14 @@ Status Database::Write(const std::function<Status(Connection&)>& fn) {
 
 Status Database::WithWriter(const std::function<Status(Connection&)>& fn) {
   std::lock_guard<std::mutex> lock(writer_mu_);
+  AnchorWriteScope anchor_closed(anchor_.get());
   return fn(*writer_);
+}
+
+Status Database::AnchorReads(ReadLockAnchor::Options opts) {
+  if (anchor_) return Status::Ok();
+  DS_ASSIGN_OR_RETURN(anchor_, ReadLockAnchor::Open(path_, opts));
+  return Status::Ok();
 }
 
 Status Database::Read(const std::function<Status(Connection&)>& fn) {
@@ -331,6 +355,7 @@ Status Database::ReadWith(ReadMode mode, const std::function<Status(Connection&)
     }
     conn = std::move(opened).value();
   }
+  if (anchor_) anchor_->Hold();
   Status st = conn->SetMapped(!unmapped);
   if (st.ok()) st = BeginWithRetry(*conn, "BEGIN");
   if (st.ok()) {

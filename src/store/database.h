@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "store/read_lock_anchor.h"
 
 namespace ds {
 
@@ -168,6 +169,11 @@ class Database {
   // Writer access outside a transaction (migrations that manage their own, VACUUM...).
   Status WithWriter(const std::function<Status(Connection&)>& fn);
 
+  // For a process that serves concurrent reads (the server): from now on a
+  // ReadLockAnchor keeps this process's WAL read lock between reads, and
+  // writes drop it first. Call before the Database is shared between threads.
+  Status AnchorReads(ReadLockAnchor::Options opts = {});
+
  private:
   Database() = default;
   enum class ReadMode { kMapped, kUnmapped, kScan };
@@ -181,6 +187,7 @@ class Database {
   std::condition_variable pool_cv_;
   std::vector<std::unique_ptr<Connection>> idle_readers_;
   int readers_open_ = 0;
+  std::unique_ptr<ReadLockAnchor> anchor_;  // set once, before concurrent use
 };
 
 // DEVSTREAM_DATABASE_PATH, else $XDG_DATA_HOME/devstream/devstream.db, else
