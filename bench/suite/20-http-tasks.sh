@@ -19,9 +19,14 @@
 #   4. runs wrk (2 threads) for each endpoint at 64 and 8 connections, ours and
 #      the peer's alternately (so both see the same machine load; the order
 #      flips each round), after a warm-up; GET by id rotates over all 10,000
-#      ids (bench/lib/wrk_task_ids.lua). Full: 3 rounds of 10 s, for each
+#      ids (bench/lib/wrk_task_ids.lua). Full: 7 rounds of 4 s, for each
 #      endpoint and concurrency the round with the median ratio reported;
-#      quick (BENCH_QUICK=1): 1 round of 3 s;
+#      quick (BENCH_QUICK=1): 1 round of 3 s. Short rounds, because this
+#      machine's speed drifts within seconds: one server's CPU time per GET
+#      went 28, 33, 36, 30, 27 us in consecutive 3 s windows, and the peer's
+#      throughput moved as much. A pair's two runs must be close in time to
+#      see the same machine, and more pairs give the median more to discard;
+#      the total time per server is about what 3 rounds of 10 s took;
 #   5. prints the table, the ratios and the targets, and writes every run to
 #      $BENCH_OUT/http_tasks.csv.
 # wrk runs on the same 2 cores as the server it loads, so each server gets the
@@ -52,7 +57,7 @@ WRK_TIMEOUT=${WRK_TIMEOUT:-2s}
 if [ "$BENCH_QUICK" = 1 ]; then
   ROUNDS=1 DURATION=3 WARMUP=1
 else
-  ROUNDS=3 DURATION=10 WARMUP=2
+  ROUNDS=7 DURATION=4 WARMUP=2
 fi
 CONNS="64 8"
 
