@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -118,68 +119,66 @@ TEST(ReadLockAnchorTest, KeepsTheProcessReadLockBetweenReads) {
   EXPECT_EQ(ReadSlotLocksHeld(path), 1) << "the anchor keeps one read slot locked";
 }
 
+// A database whose reads are anchored, with the anchor held (one read ran),
+// and another connection to the same file.
+struct Anchored {
+  explicit Anchored(ReadLockAnchor::Options opts)
+      : path(testing::TempDir() + "/a.db"), db(OpenWithTable(path)) {
+    EXPECT_TRUE(db->AnchorReads(opts).ok());
+    EXPECT_EQ(CountRows(*db), 0);
+    other = std::make_unique<OtherConnection>(path);
+  }
+  // Inserts a row through the other connection. True when a checkpoint right
+  // after cannot copy it into the database: the anchor's snapshot predates it.
+  bool InsertHeldBackByTheAnchor() {
+    other->Exec("INSERT INTO t VALUES (1)");
+    Checkpoint c = other->PassiveCheckpoint();
+    return c.checkpointed < c.log;
+  }
+
+  std::string path;
+  std::unique_ptr<Database> db;
+  std::unique_ptr<OtherConnection> other;
+};
+
 TEST(ReadLockAnchorTest, ReadsStillSeeOtherConnectionsWritesAtOnce) {
-  const std::string path = testing::TempDir() + "/a.db";
-  auto db = OpenWithTable(path);
-  ASSERT_TRUE(db->AnchorReads({.idle = 10s, .max_age = 10s}).ok());
-  ASSERT_EQ(CountRows(*db), 0);  // the anchor is held from here
-  OtherConnection other(path);
-  other.Exec("INSERT INTO t VALUES (1), (2)");
-  EXPECT_EQ(CountRows(*db), 2);
+  Anchored a({.idle = 10s, .max_age = 10s});
+  a.other->Exec("INSERT INTO t VALUES (1), (2)");
+  EXPECT_EQ(CountRows(*a.db), 2);
 }
 
 TEST(ReadLockAnchorTest, AnIdleAnchorIsDroppedSoCheckpointsComplete) {
-  const std::string path = testing::TempDir() + "/a.db";
-  auto db = OpenWithTable(path);
-  ASSERT_TRUE(db->AnchorReads({.idle = 100ms, .max_age = 10s}).ok());
-  ASSERT_EQ(CountRows(*db), 0);
-  OtherConnection other(path);
-  other.Exec("INSERT INTO t VALUES (1)");
-  Checkpoint held_back = other.PassiveCheckpoint();
-  EXPECT_LT(held_back.checkpointed, held_back.log)
-      << "the held anchor's snapshot predates the insert";
+  Anchored a({.idle = 100ms, .max_age = 10s});
+  EXPECT_TRUE(a.InsertHeldBackByTheAnchor());
   // No reads from here: the anchor goes within two idle periods.
-  EXPECT_TRUE(CheckpointCompletes(other, 5s));
-  EXPECT_EQ(ReadSlotLocksHeld(path), 0);
+  EXPECT_TRUE(CheckpointCompletes(*a.other, 5s));
+  EXPECT_EQ(ReadSlotLocksHeld(a.path), 0);
 }
 
 TEST(ReadLockAnchorTest, WritesOfThisProcessRunWithoutIt) {
-  const std::string path = testing::TempDir() + "/a.db";
-  auto db = OpenWithTable(path);
-  ASSERT_TRUE(db->AnchorReads({.idle = 10s, .max_age = 10s}).ok());
-  ASSERT_EQ(CountRows(*db), 0);
-  OtherConnection other(path);
-  other.Exec("INSERT INTO t VALUES (1)");
-  Checkpoint held_back = other.PassiveCheckpoint();
-  ASSERT_LT(held_back.checkpointed, held_back.log);
-
-  ASSERT_TRUE(db->Write([](Connection& c) { return c.Exec("INSERT INTO t VALUES (2)"); }).ok());
+  Anchored a({.idle = 10s, .max_age = 10s});
+  ASSERT_TRUE(a.InsertHeldBackByTheAnchor());
+  ASSERT_TRUE(a.db->Write([](Connection& c) { return c.Exec("INSERT INTO t VALUES (2)"); }).ok());
   // Neither the timer (10 s) nor a read has run since: only the write closed it.
-  Checkpoint after = other.PassiveCheckpoint();
+  Checkpoint after = a.other->PassiveCheckpoint();
   EXPECT_EQ(after.checkpointed, after.log);
-  EXPECT_EQ(ReadSlotLocksHeld(path), 0);
-  EXPECT_EQ(CountRows(*db), 2);
+  EXPECT_EQ(ReadSlotLocksHeld(a.path), 0);
+  EXPECT_EQ(CountRows(*a.db), 2);
 }
 
 TEST(ReadLockAnchorTest, AnOldAnchorIsRenewedUnderSteadyReads) {
-  const std::string path = testing::TempDir() + "/a.db";
-  auto db = OpenWithTable(path);
-  ASSERT_TRUE(db->AnchorReads({.idle = 10s, .max_age = 500ms}).ok());
-  ASSERT_EQ(CountRows(*db), 0);
+  Anchored a({.idle = 10s, .max_age = 500ms});
   std::atomic<bool> stop{false};
   std::thread reader([&] {
     while (!stop) {
-      CountRows(*db);
+      CountRows(*a.db);
       std::this_thread::sleep_for(2ms);
     }
   });
-  OtherConnection other(path);
-  other.Exec("INSERT INTO t VALUES (1)");
-  Checkpoint held_back = other.PassiveCheckpoint();
-  EXPECT_LT(held_back.checkpointed, held_back.log);
+  EXPECT_TRUE(a.InsertHeldBackByTheAnchor());
   // Reads never stop, so only the age limit lets the checkpoint get past the
   // anchor (a renewed anchor's snapshot includes the insert).
-  EXPECT_TRUE(CheckpointCompletes(other, 5s));
+  EXPECT_TRUE(CheckpointCompletes(*a.other, 5s));
   stop = true;
   reader.join();
 }
