@@ -95,9 +95,14 @@ void ReadLockAnchor::Run() {
     cv_.wait_for(lock, tick, [this] { return stop_; });
     if (stop_ || !held_.load(std::memory_order_relaxed)) continue;
     unused = used_.exchange(false, std::memory_order_relaxed) ? 0 : unused + 1;
-    const bool old = std::chrono::steady_clock::now() - opened_at_ >= opts_.max_age;
-    // An old anchor is only closed; the next read opens a current one.
-    if (unused >= idle_ticks || old) CloseLocked();
+    const auto now = std::chrono::steady_clock::now();
+    if (now - opened_at_ >= opts_.max_age) {
+      // The other processes' turn; the first read after the gap reopens it.
+      CloseLocked();
+      retry_at_ = now + opts_.gap;
+    } else if (unused >= idle_ticks) {
+      CloseLocked();
+    }
   }
   CloseLocked();
 }

@@ -14,10 +14,13 @@
 // while it is held a checkpoint cannot copy frames newer than its snapshot
 // into the database, and the WAL cannot start over. So it is never held during
 // this process's writes (BeginWrite/EndWrite bracket them, and the commit's
-// checkpoint runs without it), it is dropped after `idle` without a read, and
-// it is renewed when older than `max_age` (other processes' writes wait at
-// most that long for their checkpoint to get past it). It never serves a read:
-// every read still runs in its own, current snapshot.
+// checkpoint runs without it), and it is dropped after `idle` without a read.
+// Other processes' writers get their turn by time: at `max_age` the anchor is
+// closed and stays closed for `gap`. Their checkpoint can then copy every
+// frame, and their next write can start the WAL over, which SQLite does only
+// at a moment when no reader holds a snapshot that needs the old frames; a
+// busy server's own short reads leave such moments, an anchor would not. It
+// never serves a read: every read still runs in its own, current snapshot.
 //
 // Thread-safety: thread-safe. A background thread drops the anchor when it is
 // idle or old; it sleeps while nothing is held.
@@ -41,7 +44,8 @@ class ReadLockAnchor {
  public:
   struct Options {
     std::chrono::milliseconds idle{200};      // dropped after this long without a read
-    std::chrono::milliseconds max_age{1000};  // renewed after this long
+    std::chrono::milliseconds max_age{1000};  // closed after this long...
+    std::chrono::milliseconds gap{50};        // ...for at least this long
   };
 
   // Opens its own read-only connection to `path` (which must be in WAL mode).
@@ -73,7 +77,7 @@ class ReadLockAnchor {
   bool stop_ = false;                                // guarded by mu_
   int writers_ = 0;                                  // guarded by mu_
   std::chrono::steady_clock::time_point opened_at_;  // guarded by mu_
-  std::chrono::steady_clock::time_point retry_at_;   // after a failed open; guarded by mu_
+  std::chrono::steady_clock::time_point retry_at_;   // no open before; guarded by mu_
   std::atomic<bool> held_{false};                    // changed under mu_
   std::atomic<bool> used_{false};                    // a read since the thread last looked
   std::thread thread_;
