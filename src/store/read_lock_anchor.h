@@ -62,8 +62,6 @@ class ReadLockAnchor {
   void BeginWrite();
   void EndWrite();
 
-  bool held() const { return held_.load(std::memory_order_acquire); }
-
  private:
   ReadLockAnchor(std::unique_ptr<Connection> conn, Options opts);
   void Run();
